@@ -1,0 +1,340 @@
+"""Typed run configuration: dataclasses <- preset YAML <- dotted command-line overrides.
+
+A run is fully described by one `RunConfig`. Presets are YAML files shipped in
+`gankit/presets/`; a user may also pass a YAML path. Overrides such as `train.d_steps=2` are
+parsed with the type of the field they name, so a typo or a wrong type fails with one clear line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gankit.errors import GankitError
+
+DEFAULT_PRESET = "digits-mlp"
+
+
+@dataclass
+class DataConfig:
+    """Where the real samples come from."""
+
+    name: str = "digits"  # gaussian-1d | ring | grid | digits | mnist | fashion-mnist
+    split: str = "train"
+
+
+@dataclass
+class ModelConfig:
+    """The players. Changing any of these makes a checkpoint incompatible."""
+
+    arch: str = "mlp"
+    latent_dim: int = 100
+    latent: str = "normal"  # normal | uniform
+    latent_range: float = 1.0  # uniform noise is U[-latent_range, latent_range]
+    g_hidden: list[int] = field(default_factory=lambda: [256, 512])
+    d_hidden: list[int] = field(default_factory=lambda: [512, 256])
+    g_activation: str = "leaky_relu"  # relu | leaky_relu | tanh | softplus
+    d_activation: str = "leaky_relu"
+    g_output: str = "tanh"  # tanh (images in [-1, 1]) | identity (toy data)
+    g_batchnorm: bool = False
+    d_dropout: float = 0.0
+
+
+@dataclass
+class LossConfig:
+    """The game. Changing any of these makes a checkpoint incompatible."""
+
+    name: str = "standard"  # standard | least-squares | hinge | wasserstein
+    generator: str = "non-saturating"  # minimax | non-saturating | maximum-likelihood (standard)
+    gp_weight: float = 0.0  # WGAN-GP weight (lambda)
+    r1_weight: float = 0.0  # R1 weight (gamma); the penalty added is gamma/2 * E|grad D(x)|^2
+
+
+@dataclass
+class TrainConfig:
+    """Algorithm 1 and its optimizers."""
+
+    steps: int = 5000  # generator steps (training iterations of Algorithm 1)
+    batch_size: int = 64
+    d_steps: int = 1  # k: discriminator steps per generator step
+    optimizer: str = "adam"  # adam | sgd
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    momentum: float = 0.9  # SGD only
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam only
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+
+
+@dataclass
+class LogConfig:
+    """What the run folder gets and how often."""
+
+    every: int = 50  # steps between metrics.jsonl lines
+    sample_every: int = 500  # steps between sample grids / toy frames
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    n_samples: int = 64  # images in a grid, or points in a toy frame are toy_points
+    toy_points: int = 2000
+    progress: bool = True
+
+
+@dataclass
+class RunConfig:
+    name: str = DEFAULT_PRESET
+    description: str = ""
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Sections whose change makes a checkpoint unusable: resume refuses when they differ.
+MODEL_SECTIONS = ("model", "loss", "data")
+
+_CHOICES = {
+    "data.name": ("gaussian-1d", "ring", "grid", "digits", "mnist", "fashion-mnist"),
+    "data.split": ("train", "test"),
+    "model.arch": ("mlp",),
+    "model.latent": ("normal", "uniform"),
+    "model.g_activation": ("relu", "leaky_relu", "tanh", "softplus"),
+    "model.d_activation": ("relu", "leaky_relu", "tanh", "softplus"),
+    "model.g_output": ("tanh", "identity"),
+    "loss.name": ("standard", "least-squares", "hinge", "wasserstein"),
+    "loss.generator": ("minimax", "non-saturating", "maximum-likelihood"),
+    "train.optimizer": ("adam", "sgd"),
+    "train.device": ("auto", "cpu", "cuda"),
+}
+_POSITIVE = (
+    "model.latent_dim", "model.latent_range", "train.steps", "train.batch_size", "train.d_steps",
+    "log.every", "log.sample_every", "log.checkpoint_every", "log.keep_checkpoints",
+    "log.n_samples", "log.toy_points",
+)
+_NON_NEGATIVE = (
+    "loss.gp_weight", "loss.r1_weight", "train.g_lr", "train.d_lr", "train.momentum",
+    "train.threads", "model.d_dropout",
+)
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Check value ranges and choices; raise `GankitError` naming the first bad key."""
+    flat = flatten(config.to_dict())
+    for key, choices in _CHOICES.items():
+        if flat[key] not in choices:
+            raise GankitError(f"{key}={flat[key]!r} is not one of {', '.join(choices)}")
+    for key in _POSITIVE:
+        if not flat[key] > 0:
+            raise GankitError(f"{key}={flat[key]!r} must be > 0")
+    for key in _NON_NEGATIVE:
+        if not flat[key] >= 0:
+            raise GankitError(f"{key}={flat[key]!r} must be >= 0")
+    if config.model.d_dropout >= 1:
+        raise GankitError(f"model.d_dropout={config.model.d_dropout!r} must be < 1")
+    if len(config.train.betas) != 2 or not all(0 <= b < 1 for b in config.train.betas):
+        raise GankitError(f"train.betas={config.train.betas!r} must be two numbers in [0, 1)")
+    return config
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'train': {'d_steps': 1}} -> {'train.d_steps': 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped inside the package."""
+    folder = resources.files("gankit") / "presets"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_description(name: str) -> str:
+    return _read_yaml_text(_preset_text(name), name).get("description", "")
+
+
+def load_config(preset_or_path: str | Path | None = None, overrides: Any = ()) -> RunConfig:
+    """Build a validated `RunConfig`.
+
+    Args:
+        preset_or_path: a preset name (see `gankit presets`), a path to a YAML file, or None for
+            the default preset.
+        overrides: dotted `key=value` strings, or a mapping of dotted keys to values.
+
+    Returns:
+        The resolved, validated config.
+    """
+    source = str(preset_or_path) if preset_or_path is not None else DEFAULT_PRESET
+    path = Path(source)
+    if source.endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise GankitError(f"config file not found: {path}")
+        tree = _read_yaml_text(path.read_text(), str(path))
+        default_name = path.stem
+    else:
+        tree = _read_yaml_text(_preset_text(source), source)
+        default_name = source
+    config = from_dict(tree)
+    if "name" not in tree:
+        config.name = default_name
+    apply_overrides(config, overrides)
+    return validate(config)
+
+
+def from_dict(tree: dict[str, Any]) -> RunConfig:
+    """A `RunConfig` from a nested dict (a preset or a run's config.yaml), checking every key."""
+    config = RunConfig()
+    for dotted, value in flatten(tree).items():
+        _set(config, dotted, value, from_text=False)
+    return config
+
+
+def apply_overrides(config: RunConfig, overrides: Any) -> RunConfig:
+    """Apply `key=value` strings or a {dotted_key: value} mapping in place."""
+    items = overrides.items() if isinstance(overrides, dict) else overrides
+    for item in items:
+        if isinstance(item, str):
+            if "=" not in item:
+                raise GankitError(f"override {item!r} is not of the form key=value")
+            dotted, text = item.split("=", 1)
+            _set(config, dotted.strip(), text.strip(), from_text=True)
+        else:
+            dotted, value = item
+            _set(config, dotted, value, from_text=False)
+    return config
+
+
+def _preset_text(name: str) -> str:
+    path = resources.files("gankit") / "presets" / f"{name}.yaml"
+    if not path.is_file():
+        hint = difflib.get_close_matches(name, preset_names(), n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise GankitError(f"unknown preset {name!r}{extra}; run `gankit presets` to list them")
+    return path.read_text()
+
+
+def _read_yaml_text(text: str, origin: str) -> dict[str, Any]:
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise GankitError(f"{origin}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(tree, dict):
+        raise GankitError(f"{origin}: expected a mapping of config sections at the top level")
+    return tree
+
+
+def _set(config: RunConfig, dotted: str, value: Any, from_text: bool) -> None:
+    parts = dotted.split(".")
+    target: Any = config
+    for depth, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(target)]
+        if part not in names:
+            prefix = ".".join(parts[:depth])
+            known = [f"{prefix}.{n}" if prefix else n for n in names]
+            hint = difflib.get_close_matches(dotted, known, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise GankitError(f"unknown config key {dotted!r}{extra}")
+        field_type = _field_types(type(target))[part]
+        if depth == len(parts) - 1:
+            if dataclasses.is_dataclass(field_type):
+                raise GankitError(f"config key {dotted!r} is a section; set one of its keys")
+            setattr(target, part, _coerce(dotted, value, field_type, from_text))
+        else:
+            target = getattr(target, part)
+            if not dataclasses.is_dataclass(target):
+                raise GankitError(f"unknown config key {dotted!r}: {'.'.join(parts[:depth + 1])} "
+                                  "is not a section")
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(dotted: str, value: Any, field_type: Any, from_text: bool) -> Any:
+    """Convert `value` to `field_type`, or raise one line naming the key and the expected type."""
+    origin = typing.get_origin(field_type)
+    args = typing.get_args(field_type)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (from_text and str(value).lower() in ("none", "null", "")):
+            return None
+        inner = [a for a in args if a is not type(None)][0]
+        return _coerce(dotted, value, inner, from_text)
+    if origin is list:
+        item_type = args[0]
+        if from_text:
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                value = None
+            if isinstance(value, (int, float)):
+                value = [value]
+        if not isinstance(value, list):
+            raise GankitError(f"{dotted} expects a list of {item_type.__name__}, got {value!r}")
+        return [_coerce(f"{dotted}[{i}]", v, item_type, False) for i, v in enumerate(value)]
+    expected = field_type.__name__
+    if field_type is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and str(value).lower() in ("true", "yes", "1", "on"):
+            return True
+        if from_text and str(value).lower() in ("false", "no", "0", "off"):
+            return False
+        raise GankitError(f"{dotted} expects a bool, got {value!r}")
+    if field_type is int:
+        if isinstance(value, bool):
+            raise GankitError(f"{dotted} expects an int, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if from_text:
+            try:
+                return int(str(value).replace("_", ""))
+            except ValueError:
+                pass
+        raise GankitError(f"{dotted} expects an int, got {value!r}")
+    if field_type is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        # Also for YAML files: YAML 1.1 reads `1e-3` (no dot) as a string.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise GankitError(f"{dotted} expects a float, got {value!r}")
+    if field_type is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise GankitError(f"{dotted} expects a string, got {value!r}")
+    raise GankitError(f"{dotted}: unsupported type {expected}")  # pragma: no cover
+
+
+def to_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def diff_keys(saved: dict[str, Any], current: dict[str, Any], sections=MODEL_SECTIONS) -> list[str]:
+    """Dotted keys under `sections` whose values differ between two config dicts."""
+    old = {k: v for k, v in flatten(saved).items() if k.split(".")[0] in sections}
+    new = {k: v for k, v in flatten(current).items() if k.split(".")[0] in sections}
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))

@@ -1,0 +1,396 @@
+"""Run configuration: presets, typed dotted overrides, YAML files, validation and diff_keys."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from gankit.config import (
+    DEFAULT_PRESET,
+    MODEL_SECTIONS,
+    RunConfig,
+    diff_keys,
+    flatten,
+    from_dict,
+    load_config,
+    preset_description,
+    preset_names,
+    to_yaml,
+    validate,
+)
+from gankit.errors import GankitError
+
+EXPECTED_PRESETS = {"toy-gaussian", "toy-ring", "toy-grid", "mnist-mlp", "digits-mlp"}
+
+
+def error_line(excinfo: pytest.ExceptionInfo) -> str:
+    """The GankitError message, checked to be a single line."""
+    message = str(excinfo.value)
+    assert message, "a GankitError must carry a message"
+    assert "\n" not in message, f"message is not one line: {message!r}"
+    return message
+
+
+# ---------------------------------------------------------------- presets
+
+
+def test_expected_presets_ship_and_default_is_digits():
+    names = preset_names()
+    assert EXPECTED_PRESETS <= set(names)
+    assert names == sorted(names)
+    assert DEFAULT_PRESET == "digits-mlp"
+    assert DEFAULT_PRESET in names
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_loads_validates_and_is_named_after_itself(name):
+    config = load_config(name)
+    assert isinstance(config, RunConfig)
+    assert config.name == name
+    assert validate(config) is config
+    assert preset_description(name) == config.description
+    assert config.description  # every shipped preset says what it is
+
+
+def test_default_preset_is_loaded_for_none():
+    config = load_config(None)
+    assert config.name == "digits-mlp"
+    assert config.data.name == "digits"
+    assert config.model.latent_dim == 32
+    assert config.train.steps == 6000
+
+
+def test_preset_values_are_read_with_their_types():
+    toy = load_config("toy-gaussian")
+    assert toy.data.name == "gaussian-1d"
+    assert toy.model.latent == "uniform"
+    assert toy.model.latent_range == 8.0 and isinstance(toy.model.latent_range, float)
+    assert toy.model.d_hidden == [32, 32, 32, 32]
+    assert toy.train.optimizer == "sgd"
+    assert toy.train.d_lr == pytest.approx(0.05)
+    ring = load_config("toy-ring")
+    assert ring.data.name == "ring" and ring.model.g_output == "identity"
+    grid = load_config("toy-grid")
+    assert grid.data.name == "grid"
+    mnist = load_config("mnist-mlp")
+    assert mnist.data.name == "mnist"
+    assert mnist.model.latent_dim == 100
+    assert mnist.model.g_hidden == [256, 512, 1024]
+    assert mnist.train.betas == [0.5, 0.999]
+
+
+def test_unknown_preset_suggests_near_miss():
+    with pytest.raises(GankitError) as excinfo:
+        load_config("toy-gausian")
+    message = error_line(excinfo)
+    assert "'toy-gausian'" in message
+    assert "did you mean 'toy-gaussian'" in message
+
+
+def test_unknown_preset_without_near_miss_names_it():
+    with pytest.raises(GankitError) as excinfo:
+        load_config("zzzzqqq")
+    message = error_line(excinfo)
+    assert "'zzzzqqq'" in message
+    assert "did you mean" not in message
+
+
+# ---------------------------------------------------------------- typed overrides
+
+
+def test_int_override_is_an_int():
+    config = load_config("toy-ring", ["train.d_steps=2"])
+    assert config.train.d_steps == 2
+    assert type(config.train.d_steps) is int
+
+
+def test_float_override_is_a_float():
+    config = load_config("toy-ring", ["train.g_lr=1e-3"])
+    assert config.train.g_lr == 1e-3
+    assert type(config.train.g_lr) is float
+    assert load_config("toy-ring", ["model.latent_range=3"]).model.latent_range == 3.0
+    assert type(load_config("toy-ring", ["model.latent_range=3"]).model.latent_range) is float
+
+
+def test_list_override_is_a_list_of_ints():
+    config = load_config("toy-ring", ["model.g_hidden=[8,16]"])
+    assert config.model.g_hidden == [8, 16]
+    assert all(type(v) is int for v in config.model.g_hidden)
+    assert load_config("toy-ring", ["model.g_hidden=64"]).model.g_hidden == [64]
+
+
+@pytest.mark.parametrize("text, expected", [("false", False), ("False", False), ("no", False),
+                                            ("0", False), ("true", True), ("yes", True)])
+def test_bool_override(text, expected):
+    assert load_config("toy-ring", [f"log.progress={text}"]).log.progress is expected
+
+
+def test_string_and_spaces_override():
+    config = load_config("toy-ring", [" data.name = grid ", "name=my-run"])
+    assert config.data.name == "grid"
+    assert config.name == "my-run"
+
+
+def test_mapping_override():
+    config = load_config("toy-ring", {"train.steps": 10, "train.g_lr": 1, "log.progress": False})
+    assert config.train.steps == 10
+    assert config.train.g_lr == 1.0 and type(config.train.g_lr) is float
+    assert config.log.progress is False
+
+
+def test_later_override_wins_and_others_stay():
+    base = load_config("toy-ring")
+    config = load_config("toy-ring", ["train.steps=5", "train.steps=7"])
+    assert config.train.steps == 7
+    assert dataclasses.replace(config.train, steps=base.train.steps) == base.train
+    assert config.model == base.model
+
+
+def test_overrides_do_not_leak_into_the_next_load():
+    load_config("toy-ring", ["model.g_hidden=[1]", "train.betas=[0.1,0.2]"])
+    fresh = load_config("toy-ring")
+    assert fresh.model.g_hidden == [128, 128, 128]
+    assert fresh.train.betas == [0.5, 0.999]
+    assert RunConfig().model.g_hidden == [256, 512]
+
+
+# ---------------------------------------------------------------- bad overrides
+
+
+def test_misspelled_key_suggests_the_right_one():
+    with pytest.raises(GankitError) as excinfo:
+        load_config("toy-ring", ["train.d_stepz=2"])
+    message = error_line(excinfo)
+    assert "train.d_stepz" in message
+    assert "train.d_steps" in message.split("train.d_stepz", 1)[1]
+
+
+def test_wrong_type_names_key_and_int():
+    with pytest.raises(GankitError) as excinfo:
+        load_config("toy-ring", ["train.d_steps=two"])
+    message = error_line(excinfo)
+    assert "train.d_steps" in message
+    assert "int" in message
+    assert "two" in message
+
+
+@pytest.mark.parametrize("override, words", [
+    ("train.g_lr=fast", ("train.g_lr", "float", "fast")),
+    ("log.progress=maybe", ("log.progress", "bool", "maybe")),
+    ("model.g_hidden=[8,x]", ("model.g_hidden[1]", "int")),
+    ("model.g_hidden=abc", ("model.g_hidden", "list")),
+    ("train.d_steps=1.5", ("train.d_steps", "int", "1.5")),
+])
+def test_other_wrong_types_name_key_and_type(override, words):
+    with pytest.raises(GankitError) as excinfo:
+        load_config("toy-ring", [override])
+    message = error_line(excinfo)
+    for word in words:
+        assert word in message
+
+
+def test_section_cannot_be_set():
+    with pytest.raises(GankitError) as excinfo:
+        load_config("toy-ring", ["train=3"])
+    message = error_line(excinfo)
+    assert "'train'" in message
+    assert "section" in message
+
+
+def test_key_below_a_value_is_unknown():
+    with pytest.raises(GankitError) as excinfo:
+        load_config("toy-ring", ["train.d_steps.x=3"])
+    message = error_line(excinfo)
+    assert "train.d_steps.x" in message
+
+
+def test_override_without_equals_sign():
+    with pytest.raises(GankitError) as excinfo:
+        load_config("toy-ring", ["train.d_steps"])
+    message = error_line(excinfo)
+    assert "'train.d_steps'" in message
+    assert "key=value" in message
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.d_steps=0", "train.d_steps"),
+    ("train.steps=-5", "train.steps"),
+    ("train.batch_size=0", "train.batch_size"),
+    ("log.keep_checkpoints=0", "log.keep_checkpoints"),
+])
+def test_non_positive_is_out_of_range(override, key):
+    with pytest.raises(GankitError) as excinfo:
+        load_config("toy-ring", [override])
+    message = error_line(excinfo)
+    assert key in message
+    assert "> 0" in message
+
+
+@pytest.mark.parametrize("override, key, bound", [
+    ("train.g_lr=-1e-3", "train.g_lr", ">= 0"),
+    ("loss.gp_weight=-1", "loss.gp_weight", ">= 0"),
+    ("model.d_dropout=1.0", "model.d_dropout", "< 1"),
+])
+def test_other_ranges(override, key, bound):
+    with pytest.raises(GankitError) as excinfo:
+        load_config("toy-ring", [override])
+    message = error_line(excinfo)
+    assert key in message
+    assert bound in message
+
+
+def test_bad_choice_lists_the_choices():
+    with pytest.raises(GankitError) as excinfo:
+        load_config("toy-ring", ["loss.generator=bogus"])
+    message = error_line(excinfo)
+    assert "loss.generator" in message
+    assert "bogus" in message
+    for choice in ("minimax", "non-saturating", "maximum-likelihood"):
+        assert choice in message
+
+
+@pytest.mark.parametrize("betas", ["[0.5]", "[0.5,0.9,0.99]", "[0.5,1.0]", "[-0.1,0.9]"])
+def test_bad_betas(betas):
+    with pytest.raises(GankitError) as excinfo:
+        load_config("toy-ring", [f"train.betas={betas}"])
+    message = error_line(excinfo)
+    assert "train.betas" in message
+
+
+def test_good_betas_are_floats():
+    betas = load_config("toy-ring", ["train.betas=[0, 0.9]"]).train.betas
+    assert betas == [0.0, 0.9]
+    assert all(type(b) is float for b in betas)
+
+
+# ---------------------------------------------------------------- YAML files
+
+
+def test_yaml_round_trip(tmp_path):
+    original = load_config("toy-gaussian", ["train.steps=123", "model.g_hidden=[3,4]",
+                                            "train.g_lr=1e-5", "log.progress=false"])
+    path = tmp_path / "run.yaml"
+    path.write_text(to_yaml(original))
+    again = load_config(path)
+    assert again == original
+    assert again.name == "toy-gaussian"  # the YAML carries its name, which wins over the stem
+    assert again.train.g_lr == 1e-5
+    assert load_config(str(path)) == original
+
+
+def test_yaml_without_name_takes_the_file_stem(tmp_path):
+    tree = load_config("toy-ring").to_dict()
+    del tree["name"]
+    path = tmp_path / "my-experiment.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    config = load_config(path)
+    assert config.name == "my-experiment"
+    assert dataclasses.replace(config, name="toy-ring") == load_config("toy-ring")
+
+
+def test_partial_yaml_fills_defaults_and_takes_overrides(tmp_path):
+    path = tmp_path / "small.yml"
+    path.write_text("seed: 7\ntrain:\n  steps: 12\n")
+    config = load_config(path, ["train.d_steps=3"])
+    assert config.seed == 7
+    assert config.train.steps == 12
+    assert config.train.d_steps == 3
+    assert config.model == RunConfig().model
+    assert config.name == "small"
+
+
+def test_yaml_scientific_notation_without_dot_is_a_float(tmp_path):
+    path = tmp_path / "lr.yaml"
+    path.write_text("train:\n  g_lr: 1e-3\n  betas: [0.5, 1e-3]\n")
+    config = load_config(path)
+    assert config.train.g_lr == 1e-3
+    assert config.train.betas == [0.5, 1e-3]
+
+
+def test_missing_yaml_names_the_file(tmp_path):
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(GankitError) as excinfo:
+        load_config(path)
+    message = error_line(excinfo)
+    assert str(path) in message
+    assert "not found" in message
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("train: [1, 2\n  steps: : :\n")
+    with pytest.raises(GankitError) as excinfo:
+        load_config(path)
+    message = error_line(excinfo)
+    assert str(path) in message
+    assert "YAML" in message
+
+
+def test_yaml_that_is_not_a_mapping_names_the_file(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(GankitError) as excinfo:
+        load_config(path)
+    message = error_line(excinfo)
+    assert str(path) in message
+    assert "mapping" in message
+
+
+def test_yaml_with_unknown_key_names_it(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("train:\n  batchsize: 3\n")
+    with pytest.raises(GankitError) as excinfo:
+        load_config(path)
+    message = error_line(excinfo)
+    assert "train.batchsize" in message
+    assert "train.batch_size" in message
+
+
+def test_yaml_with_wrong_type_names_key(tmp_path):
+    path = tmp_path / "types.yaml"
+    path.write_text("train:\n  steps: lots\n")
+    with pytest.raises(GankitError) as excinfo:
+        load_config(path)
+    message = error_line(excinfo)
+    assert "train.steps" in message and "int" in message
+
+
+def test_from_dict_rejects_bool_for_int():
+    with pytest.raises(GankitError) as excinfo:
+        from_dict({"train": {"steps": True}})
+    assert "train.steps" in error_line(excinfo)
+
+
+# ---------------------------------------------------------------- flatten and diff_keys
+
+
+def test_flatten():
+    assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": "x"}) == {
+        "a.b": 1, "a.c.d": [1, 2], "e": "x"}
+
+
+def test_diff_keys_reports_exactly_the_model_loss_data_changes():
+    saved = load_config("toy-ring").to_dict()
+    current = load_config("toy-ring", [
+        "model.g_hidden=[64]", "loss.name=hinge", "data.name=grid",
+        "train.steps=1", "train.g_lr=0.1", "log.every=3", "seed=9", "name=other",
+    ]).to_dict()
+    assert MODEL_SECTIONS == ("model", "loss", "data")
+    assert diff_keys(saved, current) == ["data.name", "loss.name", "model.g_hidden"]
+
+
+def test_diff_keys_ignores_train_and_log_only_changes():
+    saved = load_config("toy-ring").to_dict()
+    current = load_config("toy-ring", ["train.steps=1", "train.betas=[0.1,0.2]",
+                                       "log.progress=false", "log.every=1"]).to_dict()
+    assert diff_keys(saved, current) == []
+    assert diff_keys(saved, saved) == []
+
+
+def test_diff_keys_sees_added_and_removed_keys_and_other_sections():
+    saved = {"model": {"a": 1, "b": 2}, "train": {"x": 1}}
+    current = {"model": {"a": 1, "c": 3}, "train": {"x": 2}}
+    assert diff_keys(saved, current) == ["model.b", "model.c"]
+    assert diff_keys(saved, current, sections=("train",)) == ["train.x"]
