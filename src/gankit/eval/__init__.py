@@ -1,0 +1,1 @@
+"""Evaluation of generators and of the GAN game: divergences, scores and diagnostics."""
