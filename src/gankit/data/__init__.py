@@ -1,0 +1,43 @@
+"""Real data for the game: toy distributions that know their density, and image sets in memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gankit.config import DataConfig
+from gankit.data.images import IDX_FOLDERS, ImageData, load_digits, load_idx_dataset
+from gankit.data.root import resolve_data_root
+from gankit.data.toy import TOY_DATASETS, ToyDistribution
+
+
+class PointData:
+    """Samples from a toy distribution, with the same `sample` interface as `ImageData`."""
+
+    kind = "points"
+
+    def __init__(self, distribution: ToyDistribution):
+        self.distribution = distribution
+        self.name = distribution.name
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.distribution.dim,)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.distribution.sample(n, generator)
+
+
+def build_dataset(config: DataConfig, data_root: str | Path | None = None) -> ImageData | PointData:
+    """The dataset a run config names, read from the resolved data root when it needs files."""
+    if config.name in TOY_DATASETS:
+        return PointData(TOY_DATASETS[config.name]())
+    if config.name == "digits":
+        return load_digits(config.split)
+    if config.name in IDX_FOLDERS:
+        return load_idx_dataset(config.name, resolve_data_root(data_root), config.split)
+    raise ValueError(f"unknown dataset {config.name!r}")  # config validation stops this first
+
+
+__all__ = ["ImageData", "PointData", "ToyDistribution", "build_dataset", "resolve_data_root"]
