@@ -1,0 +1,22 @@
+"""nn.Modules only: the players of the game, with no training logic."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from gankit.config import ModelConfig
+from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
+
+
+def build_generator(model: ModelConfig, sample_shape: tuple[int, ...]) -> nn.Module:
+    """The generator a model config names, producing samples of `sample_shape`."""
+    return MLPGenerator(model.latent_dim, sample_shape, model.g_hidden, model.g_activation,
+                        model.g_output, model.g_batchnorm)
+
+
+def build_discriminator(model: ModelConfig, sample_shape: tuple[int, ...]) -> nn.Module:
+    """The discriminator a model config names, taking samples of `sample_shape`."""
+    return MLPDiscriminator(sample_shape, model.d_hidden, model.d_activation, model.d_dropout)
+
+
+__all__ = ["MLPDiscriminator", "MLPGenerator", "build_discriminator", "build_generator"]

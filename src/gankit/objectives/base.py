@@ -1,0 +1,63 @@
+"""The unit of variation: an objective knows its players and what each phase computes.
+
+The training loop (gankit.train.loop) knows everything else: optimizers, the k-step schedule,
+logging, samples and checkpoints. A phase returns a scalar loss to minimise and a dict of
+detached scalar statistics for the logs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+PhaseResult = tuple[torch.Tensor, dict[str, torch.Tensor]]
+
+
+class Objective(nn.Module):
+    """Base class. Subclasses set `self.generator` and `self.discriminator` (or None).
+
+    Args:
+        latent_dim: size of the noise vector z.
+        latent: "normal" for N(0, I) or "uniform" for U[-latent_range, latent_range]^d.
+        latent_range: half-width of the uniform noise.
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module | None
+
+    def __init__(self, latent_dim: int, latent: str = "normal", latent_range: float = 1.0):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.latent = latent
+        self.latent_range = latent_range
+
+    @property
+    def device(self) -> torch.device:
+        """Where the players live (the first weight found)."""
+        return next(self.parameters()).device
+
+    def players(self) -> dict[str, nn.Module]:
+        """The nets that have an optimizer each, by name."""
+        found = {"generator": self.generator, "discriminator": self.discriminator}
+        return {name: net for name, net in found.items() if net is not None}
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None,
+                      device: torch.device | str = "cpu") -> torch.Tensor:
+        """n noise vectors from the prior p_z, drawn with `generator` (on the CPU, then moved)."""
+        if self.latent == "uniform":
+            unit = torch.rand(n, self.latent_dim, generator=generator)
+            noise = (2 * unit - 1) * self.latent_range
+        else:
+            noise = torch.randn(n, self.latent_dim, generator=generator)
+        return noise.to(device)
+
+    @torch.no_grad()
+    def generate(self, latent: torch.Tensor) -> torch.Tensor:
+        """G(z) without building a graph, for pictures and sampling."""
+        return self.generator(latent)
+
+    def discriminator_phase(self, real: torch.Tensor, latent: torch.Tensor) -> PhaseResult:
+        raise NotImplementedError
+
+    def generator_phase(self, latent: torch.Tensor) -> PhaseResult:
+        raise NotImplementedError

@@ -1,0 +1,66 @@
+"""The unconditional GAN game of Goodfellow et al. 2014 and its loss variants."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gankit import losses
+from gankit.objectives.base import Objective, PhaseResult
+
+
+class GANObjective(Objective):
+    """D learns to tell real from G(z); G learns to fool D.
+
+    Args:
+        generator: z -> sample.
+        discriminator: sample -> logit.
+        loss: "standard", "least-squares", "hinge" or "wasserstein" (the D loss family).
+        generator_loss: with "standard", one of the seeds' three generator losses: "minimax",
+            "non-saturating" or "maximum-likelihood". Other families use their own G loss.
+        gp_weight: weight of the WGAN-GP gradient penalty (0 disables it).
+        r1_weight: gamma of the R1 penalty, added as gamma/2 * E|grad D(x)|^2 (0 disables it).
+        penalty_generator: the RNG for the penalty's interpolation weights.
+        latent_dim, latent, latent_range: the noise prior (see `Objective`).
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: str = "standard",
+                 generator_loss: str = "non-saturating", gp_weight: float = 0.0,
+                 r1_weight: float = 0.0, penalty_generator: torch.Generator | None = None,
+                 latent_dim: int = 100, latent: str = "normal", latent_range: float = 1.0):
+        super().__init__(latent_dim, latent, latent_range)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.d_loss_kind = loss
+        self.g_loss_kind = generator_loss if loss == "standard" else loss
+        self.gp_weight = gp_weight
+        self.r1_weight = r1_weight
+        self.penalty_generator = penalty_generator
+
+    def discriminator_phase(self, real: torch.Tensor, latent: torch.Tensor) -> PhaseResult:
+        # D's step needs G(z) only as data: no graph through G.
+        fake = self.generate(latent)
+        if self.r1_weight > 0:
+            real = real.detach().requires_grad_(True)
+        real_logits = self.discriminator(real)
+        fake_logits = self.discriminator(fake)
+        d_loss = losses.discriminator_loss(real_logits, fake_logits, self.d_loss_kind)
+        stats = {"d_loss": d_loss.detach()}
+        if self.gp_weight > 0:
+            penalty = losses.gradient_penalty(self.discriminator, real, fake,
+                                              generator=self.penalty_generator)
+            d_loss = d_loss + self.gp_weight * penalty
+            stats["gradient_penalty"] = penalty.detach()
+        if self.r1_weight > 0:
+            penalty = losses.r1_penalty(real_logits, real)
+            d_loss = d_loss + 0.5 * self.r1_weight * penalty
+            stats["r1_penalty"] = penalty.detach()
+        stats["d_real"] = losses.d_probability(real_logits.detach()).mean()
+        stats["d_fake"] = losses.d_probability(fake_logits.detach()).mean()
+        return d_loss, stats
+
+    def generator_phase(self, latent: torch.Tensor) -> PhaseResult:
+        fake_logits = self.discriminator(self.generator(latent))
+        g_loss = losses.generator_loss(fake_logits, self.g_loss_kind)
+        return g_loss, {"g_loss": g_loss.detach(),
+                        "d_fake_g": losses.d_probability(fake_logits.detach()).mean()}

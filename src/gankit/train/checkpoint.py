@@ -1,0 +1,137 @@
+"""Safe, atomic checkpoints: weights as safetensors, loop state as plain tensors.
+
+A checkpoint is a folder `checkpoints/step_00001000/` holding one `<player>.safetensors` per
+net and `state.pt` (optimizer state, step, RNG states, config) that is loaded with
+`weights_only=True`, so loading never runs code from the file. The folder is written under a
+temporary name, fsynced and renamed, and `checkpoints/latest` is replaced atomically after it:
+a kill at any moment leaves the last good checkpoint readable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gankit.errors import GankitError
+
+STATE_FILE = "state.pt"
+LATEST_FILE = "latest"
+
+
+def save_checkpoint(run_dir: Path, step: int, weights: dict[str, dict[str, torch.Tensor]],
+                    state: dict[str, Any], keep: int = 2) -> Path:
+    """Write one checkpoint atomically and prune old ones.
+
+    Args:
+        run_dir: the run folder.
+        step: the training step, which names the folder.
+        weights: {player name: state_dict} written as `<player>.safetensors`.
+        state: plain data (tensors, numbers, strings, lists, dicts) for `state.pt`.
+        keep: how many of the newest checkpoints to keep.
+
+    Returns:
+        The checkpoint folder.
+    """
+    folder = Path(run_dir) / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"step_{step:08d}"
+    if not (final / STATE_FILE).is_file():
+        # A step is saved once: the weights of a step never change, and replacing a good
+        # folder would open a window in which `latest` points at nothing.
+        for stale in folder.glob(".staging-*"):  # left by a save that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = folder / f".staging-{final.name}-{os.getpid()}"
+        staging.mkdir()
+        for name, state_dict in weights.items():
+            tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+            save_file(tensors, str(staging / f"{name}.safetensors"))
+        torch.save(state, staging / STATE_FILE)
+        for path in staging.iterdir():
+            _fsync_file(path)
+        os.replace(staging, final)
+        _fsync_dir(folder)
+    atomic_write_text(folder / LATEST_FILE, final.name + "\n")
+    _prune(folder, keep, protect=final)
+    return final
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The checkpoint folder for a run folder, its `checkpoints/` folder, or a checkpoint folder.
+
+    Raises:
+        GankitError: if there is no readable checkpoint there.
+    """
+    path = Path(path)
+    if (path / STATE_FILE).is_file():
+        return path
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    latest = folder / LATEST_FILE
+    if not latest.is_file():
+        raise GankitError(f"no checkpoint found in {path} (looked for {latest})")
+    checkpoint = folder / latest.read_text().strip()
+    if not (checkpoint / STATE_FILE).is_file():
+        raise GankitError(f"{latest} points to {checkpoint}, which has no {STATE_FILE}")
+    return checkpoint
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
+                    ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any], Path]:
+    """Read a checkpoint without executing anything from it.
+
+    Returns:
+        (weights by player name, the state dict, the checkpoint folder).
+    """
+    checkpoint = resolve_checkpoint(path)
+    try:
+        state = torch.load(checkpoint / STATE_FILE, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
+        raise GankitError(f"{checkpoint / STATE_FILE}: unreadable checkpoint state "
+                          f"({exc.__class__.__name__})") from None
+    weights = {}
+    for file in sorted(checkpoint.glob("*.safetensors")):
+        try:
+            weights[file.stem] = load_file(str(file), device=str(map_location))
+        except (SafetensorError, OSError) as exc:
+            raise GankitError(f"{file}: unreadable weights ({exc})") from None
+    return weights, state, checkpoint
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small text file so readers see the old or the new content, never a mix."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(staging, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(staging, path)
+    _fsync_dir(path.parent)
+
+
+def _prune(folder: Path, keep: int, protect: Path) -> None:
+    checkpoints = sorted(p for p in folder.glob("step_*") if p.is_dir())
+    for old in checkpoints[:-keep]:
+        if old != protect:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    # Directory fsync makes the rename durable; not every platform allows opening a directory.
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,233 @@
+"""The one training loop: Algorithm 1 of Goodfellow et al. 2014.
+
+for each training iteration:
+    k times: sample a minibatch of noise and of real data, step the discriminator;
+    then:    sample a minibatch of noise, step the generator.
+
+What the players are and what each phase computes comes from an `Objective`; this loop owns
+the optimizers, the schedule, the logs, the pictures and the checkpoints of one run folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from gankit.config import RunConfig, to_yaml
+from gankit.objectives import Objective, build_objective
+from gankit.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from gankit.train.pictures import RunPictures
+from gankit.train.report import write_report
+
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "config.yaml"
+# The names shown in the progress bar, in order, for the stats an objective reports.
+PROGRESS_NAMES = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_optimizer(params: list[nn.Parameter], name: str, lr: float, momentum: float,
+                   betas: list[float]) -> torch.optim.Optimizer:
+    """SGD with momentum (the seeds' choice) or Adam."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+
+
+@contextlib.contextmanager
+def frozen(net: nn.Module | None):
+    """Stop gradients into `net`'s weights: the G step needs gradients through D, not for D."""
+    if net is None:
+        yield
+        return
+    flags = [p.requires_grad for p in net.parameters()]
+    net.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param, flag in zip(net.parameters(), flags, strict=True):
+            param.requires_grad_(flag)
+
+
+class Trainer:
+    """Runs Algorithm 1 for one run config and writes the run folder.
+
+    Args:
+        config: the resolved run config.
+        run_dir: the run folder to write (created if needed).
+        data: an object with `.sample(n, generator)`, `.shape` and `.kind`.
+        objective: the game; by default built from `config` with fresh players.
+        progress: show a progress bar (defaults to `config.log.progress`).
+    """
+
+    def __init__(self, config: RunConfig, run_dir: str | Path, data: Any,
+                 objective: Objective | None = None, progress: bool | None = None):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.data = data
+        self.device = resolve_device(config.train.device)
+        if config.train.threads > 0:
+            torch.set_num_threads(config.train.threads)
+        seed = config.seed
+        # One generator per stream of randomness, so a resumed run draws exactly what an
+        # uninterrupted one would; the global RNG covers weight init and dropout.
+        torch.manual_seed(seed)
+        self.data_rng = torch.Generator().manual_seed(seed)
+        self.latent_rng = torch.Generator().manual_seed(seed + 1)
+        self.penalty_rng = torch.Generator(self.device).manual_seed(seed + 2)
+        if objective is None:
+            objective = build_objective(config, tuple(data.shape), self.penalty_rng)
+        self.objective = objective.to(self.device)
+        self.optimizers = self._build_optimizers()
+        n_fixed = config.log.toy_points if data.kind == "points" else config.log.n_samples
+        self.fixed_latent = objective.sample_latent(
+            n_fixed, torch.Generator().manual_seed(seed + 3), self.device)
+        self.progress = config.log.progress if progress is None else progress
+        self.step = 0
+        self.elapsed = 0.0  # training seconds, summed over resumes
+        self.pictures = RunPictures(self.run_dir, data, self.objective, self.fixed_latent)
+
+    def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        train = self.config.train
+        learning_rates = {"generator": train.g_lr, "discriminator": train.d_lr}
+        optimizers = {}
+        for name, net in self.objective.players().items():
+            params = [p for p in net.parameters() if p.requires_grad]
+            if params:  # a fixed player (no trainable weights) has no phase
+                optimizers[name] = make_optimizer(params, train.optimizer, learning_rates[name],
+                                                  train.momentum, train.betas)
+        return optimizers
+
+    # ----------------------------------------------------------------- one iteration
+
+    def train_step(self, want_grad_norm: bool = False) -> dict[str, torch.Tensor]:
+        """One iteration of Algorithm 1: k discriminator steps, then one generator step."""
+        batch, device = self.config.train.batch_size, self.device
+        stats: dict[str, torch.Tensor] = {}
+        d_optimizer = self.optimizers.get("discriminator")
+        if d_optimizer is not None:
+            for _ in range(self.config.train.d_steps):
+                real = self.data.sample(batch, self.data_rng).to(device, non_blocking=True)
+                latent = self.objective.sample_latent(batch, self.latent_rng, device)
+                d_loss, d_stats = self.objective.discriminator_phase(real, latent)
+                d_optimizer.zero_grad(set_to_none=True)
+                d_loss.backward()
+                d_optimizer.step()
+            stats.update(d_stats)  # the last of the k steps speaks for them
+        g_optimizer = self.optimizers.get("generator")
+        if g_optimizer is not None:
+            latent = self.objective.sample_latent(batch, self.latent_rng, device)
+            with frozen(self.objective.discriminator):
+                g_loss, g_stats = self.objective.generator_phase(latent)
+            g_optimizer.zero_grad(set_to_none=True)
+            g_loss.backward()
+            if want_grad_norm:
+                stats["g_grad_norm"] = _grad_norm(self.objective.generator)
+            g_optimizer.step()
+            stats.update(g_stats)
+        return stats
+
+    # ----------------------------------------------------------------- the run
+
+    def fit(self) -> Path:
+        """Train until `config.train.steps`, writing the run folder; returns its path."""
+        config, log = self.config, self.config.log
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / CONFIG_FILE, to_yaml(config))
+        sums: dict[str, torch.Tensor] = {}
+        window = 0
+        bar = tqdm(total=config.train.steps, initial=self.step, disable=not self.progress,
+                   desc=config.name, dynamic_ncols=True, unit="it")
+        started = time.perf_counter() - self.elapsed
+        if self.step == 0:
+            self.pictures.snapshot(0)
+        try:
+            while self.step < config.train.steps:
+                log_now = (self.step + 1) % log.every == 0 or self.step + 1 == config.train.steps
+                stats = self.train_step(want_grad_norm=log_now)
+                self.step += 1
+                window += 1
+                for name, value in stats.items():
+                    sums[name] = sums.get(name, 0.0) + value.float()
+                bar.update(1)
+                if log_now:
+                    self.elapsed = time.perf_counter() - started
+                    record = {"step": self.step, "time": round(self.elapsed, 3)}
+                    record.update({k: round(float(v) / window, 6) for k, v in sums.items()})
+                    self._append_metrics(record)
+                    bar.set_postfix({label: f"{record[key]:.3f}"
+                                     for key, label in PROGRESS_NAMES.items() if key in record})
+                    sums, window = {}, 0
+                if self.step % log.sample_every == 0:
+                    self.pictures.snapshot(self.step)
+                if self.step % log.checkpoint_every == 0:
+                    self.elapsed = time.perf_counter() - started
+                    self.save()
+        except KeyboardInterrupt:
+            # Keep what was learned; the last step's update is complete at this point.
+            self.elapsed = time.perf_counter() - started
+            self.save()
+            raise
+        finally:
+            bar.close()
+        self.elapsed = time.perf_counter() - started
+        self.save()
+        if self.step % log.sample_every != 0:
+            self.pictures.snapshot(self.step)
+        figures = self.pictures.finish(self.step)
+        write_report(self.run_dir, config, self.objective, self.data, self.elapsed,
+                     self.step, figures)
+        return self.run_dir
+
+    def _append_metrics(self, record: dict[str, Any]) -> None:
+        with open(self.run_dir / METRICS_FILE, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def save(self) -> Path:
+        """Write a checkpoint of the players, optimizers, step and RNG streams."""
+        weights = {name: net.state_dict() for name, net in self.objective.players().items()}
+        state = {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "config": self.config.to_dict(),
+            "sample_shape": list(self.data.shape),
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "rng": {"data": self.data_rng.get_state(), "latent": self.latent_rng.get_state(),
+                    "penalty": self.penalty_rng.get_state(), "torch": torch.get_rng_state()},
+        }
+        return save_checkpoint(self.run_dir, self.step, weights, state,
+                               keep=self.config.log.keep_checkpoints)
+
+    def restore(self, checkpoint: str | Path) -> None:
+        """Continue from a checkpoint: weights, optimizers, step, elapsed time and RNG streams."""
+        weights, state, _ = load_checkpoint(checkpoint, map_location=self.device)
+        for name, net in self.objective.players().items():
+            net.load_state_dict(weights[name])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+        rng = state["rng"]
+        self.data_rng.set_state(rng["data"].cpu())
+        self.latent_rng.set_state(rng["latent"].cpu())
+        self.penalty_rng.set_state(rng["penalty"].cpu())
+        torch.set_rng_state(rng["torch"].cpu())
+
+
+def _grad_norm(net: nn.Module) -> torch.Tensor:
+    grads = [p.grad.detach().flatten() for p in net.parameters() if p.grad is not None]
+    return torch.cat(grads).norm() if grads else torch.zeros(())

@@ -1,0 +1,92 @@
+"""report.md: what was trained, how long it took, its curves, its pictures, its final numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gankit.config import RunConfig
+from gankit.viz.curves import plot_training_curves
+
+REPORT_FILE = "report.md"
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The records of a run's metrics.jsonl (an empty list when there is none)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def toy_summary(objective, data, n: int = 20000) -> dict[str, float]:
+    """Numbers that say how close p_g is to a 1D toy p_data: moments and exact divergences."""
+    from gankit.eval.divergences import js_divergence, kde_density, kl_divergence
+
+    latent = objective.sample_latent(n, torch.Generator().manual_seed(12345), objective.device)
+    samples = objective.generate(latent).float().cpu().numpy()[:, 0]
+    distribution = data.distribution
+    mean, std = float(distribution.means[0, 0]), distribution.std
+    grid = np.linspace(mean - 10 * std, mean + 10 * std, 4001)
+    p_data = distribution.density(torch.from_numpy(grid)[:, None]).numpy()
+    p_g = kde_density(samples, grid)
+    return {"sample_mean": float(samples.mean()), "sample_std": float(samples.std()),
+            "data_mean": mean, "data_std": std,
+            "kl_data_g": kl_divergence(p_data, p_g, grid),
+            "kl_g_data": kl_divergence(p_g, p_data, grid),
+            "jsd": js_divergence(p_data, p_g, grid)}
+
+
+def write_report(run_dir: Path, config: RunConfig, objective, data, elapsed: float, step: int,
+                 figures: dict[str, Path]) -> Path:
+    """Write report.md (and curves.png) into the run folder."""
+    run_dir = Path(run_dir)
+    records = read_metrics(run_dir)
+    lines = [f"# {config.name}", ""]
+    if config.description:
+        lines += [config.description, ""]
+    lines += [f"Reproduce with `gankit train {run_dir / 'config.yaml'}`.", "",
+              "| | |", "|---|---|",
+              f"| data | {data.name}, samples of shape {tuple(data.shape)} |"]
+    for name, net in objective.players().items():
+        count = sum(p.numel() for p in net.parameters())
+        lines.append(f"| {name} | {type(net).__name__}, {count:,} parameters |")
+    loss = config.loss
+    g_loss = loss.generator if loss.name == "standard" else loss.name
+    train = config.train
+    lines += [f"| loss | D: {loss.name}, G: {g_loss}"
+              + (f", GP {loss.gp_weight:g}" if loss.gp_weight else "")
+              + (f", R1 {loss.r1_weight:g}" if loss.r1_weight else "") + " |",
+              f"| optimizer | {train.optimizer}, lr G {train.g_lr:g} / D {train.d_lr:g}"
+              + (f", momentum {train.momentum:g}" if train.optimizer == "sgd" else
+                 f", betas {tuple(train.betas)}") + " |",
+              f"| schedule | {step} steps of k = {train.d_steps} D steps + 1 G step, "
+              f"batch {train.batch_size}, seed {config.seed} |",
+              f"| wall time | {elapsed:.1f} s ({step / max(elapsed, 1e-9):.1f} steps/s) |", ""]
+    if records:
+        last = records[-1]
+        lines += ["## Final logged values", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {key} | {value:.4g} |" for key, value in last.items()
+                  if key not in ("step", "time")]
+        lines.append("")
+        plot_training_curves(records, run_dir / "curves.png")
+        lines += ["## Training curves", "", "![curves](curves.png)", ""]
+    if data.kind == "points" and data.shape[0] == 1:
+        summary = toy_summary(objective, data)
+        lines += ["## p_g against p_data (20,000 samples, KDE for p_g)", "",
+                  "| | data | generated |", "|---|---|---|",
+                  f"| mean | {summary['data_mean']:.3f} | {summary['sample_mean']:.3f} |",
+                  f"| std | {summary['data_std']:.3f} | {summary['sample_std']:.3f} |", "",
+                  f"KL(p_data‖p_g) = {summary['kl_data_g']:.4f}, "
+                  f"KL(p_g‖p_data) = {summary['kl_g_data']:.4f}, "
+                  f"JSD = {summary['jsd']:.4f} nats (log 2 = 0.6931 is the maximum).", ""]
+    lines += ["## Samples at fixed noise", ""]
+    for name, path in figures.items():
+        lines.append(f"![{name}]({path.name})")
+    lines += ["", "Snapshots over training are in `samples/`."]
+    path = run_dir / REPORT_FILE
+    path.write_text("\n".join(lines) + "\n")
+    return path

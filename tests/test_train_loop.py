@@ -1,0 +1,133 @@
+"""The training loop is Algorithm 1: k D steps then one G step, reproducible and resumable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from gankit.data import build_dataset
+from gankit.train.checkpoint import load_checkpoint
+from gankit.train.loop import Trainer
+
+
+def make_trainer(tmp_path, name="run", preset="digits-mlp", **overrides):
+    config = tiny_config(preset, **overrides)
+    return Trainer(config, tmp_path / name, build_dataset(config.data))
+
+
+def optimizer_steps(optimizer: torch.optim.Optimizer) -> set[int]:
+    """The update counts Adam keeps per parameter (all equal after a run)."""
+    return {int(state["step"]) for state in optimizer.state.values()}
+
+
+def test_k_discriminator_steps_per_generator_step(tmp_path):
+    trainer = make_trainer(tmp_path, **{"train.d_steps": 3, "train.steps": 5})
+    trainer.fit()
+    assert optimizer_steps(trainer.optimizers["generator"]) == {5}
+    assert optimizer_steps(trainer.optimizers["discriminator"]) == {15}
+
+
+def test_generator_step_computes_no_discriminator_weight_gradients(tmp_path):
+    trainer = make_trainer(tmp_path)
+    discriminator = trainer.objective.discriminator
+    d_optimizer = trainer.optimizers["discriminator"]
+    after_d_step = {}
+    real_step = d_optimizer.step
+
+    def step_and_remember(*args, **kwargs):
+        after_d_step.update({id(p): p.grad.clone() for p in discriminator.parameters()})
+        return real_step(*args, **kwargs)
+
+    d_optimizer.step = step_and_remember
+    trainer.train_step()
+    # The G phase backpropagates through D to G, but must leave D's weight gradients as the
+    # D step left them (no work spent on them, nothing leaking into D's next update).
+    assert all(torch.equal(p.grad, after_d_step[id(p)]) for p in discriminator.parameters())
+    assert all(p.requires_grad for p in discriminator.parameters())
+    assert all(p.grad is not None for p in trainer.objective.generator.parameters())
+
+
+def test_sgd_with_momentum_and_separate_learning_rates(tmp_path):
+    trainer = make_trainer(tmp_path, **{"train.optimizer": "sgd", "train.g_lr": 0.01,
+                                        "train.d_lr": 0.05, "train.momentum": 0.8})
+    g_opt, d_opt = trainer.optimizers["generator"], trainer.optimizers["discriminator"]
+    assert isinstance(g_opt, torch.optim.SGD) and isinstance(d_opt, torch.optim.SGD)
+    assert g_opt.param_groups[0]["lr"] == 0.01 and d_opt.param_groups[0]["lr"] == 0.05
+    assert g_opt.param_groups[0]["momentum"] == 0.8
+    before = [p.detach().clone() for p in trainer.objective.generator.parameters()]
+    trainer.train_step()
+    trainer.train_step()
+    after = list(trainer.objective.generator.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
+    assert all("momentum_buffer" in s for s in g_opt.state.values())
+
+
+def test_fixed_evaluation_noise_is_the_same_for_every_snapshot(tmp_path):
+    first = make_trainer(tmp_path, "a")
+    noise = first.fixed_latent.clone()
+    first.fit()
+    assert torch.equal(first.fixed_latent, noise)
+    second = make_trainer(tmp_path, "b", **{"train.steps": 3})
+    assert torch.equal(second.fixed_latent, noise)
+    frames = sorted((tmp_path / "a" / "samples").glob("step_*.png"))
+    assert [f.name for f in frames] == ["step_00000000.png", "step_00000006.png",
+                                        "step_00000012.png"]
+
+
+def test_same_seed_same_weights_and_resume_matches_an_uninterrupted_run(tmp_path):
+    straight = make_trainer(tmp_path, "straight", **{"train.steps": 12})
+    straight.fit()
+    again = make_trainer(tmp_path, "again", **{"train.steps": 12})
+    again.fit()
+    first_half = make_trainer(tmp_path, "halves", **{"train.steps": 6})
+    first_half.fit()
+    second_half = make_trainer(tmp_path, "halves", **{"train.steps": 12})
+    second_half.restore(tmp_path / "halves")
+    assert second_half.step == 6
+    second_half.fit()
+    for name in ("generator", "discriminator"):
+        reference = straight.objective.players()[name].state_dict()
+        for other in (again, second_half):
+            weights = other.objective.players()[name].state_dict()
+            assert all(torch.equal(reference[k], weights[k]) for k in reference), name
+    assert optimizer_steps(second_half.optimizers["generator"]) == {12}
+
+
+def test_metrics_log_losses_and_discriminator_outputs(tmp_path):
+    trainer = make_trainer(tmp_path)
+    run = trainer.fit()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [4, 8, 12]
+    for record in records:
+        assert {"d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm", "time"} <= record.keys()
+        assert 0 <= record["d_real"] <= 1 and 0 <= record["d_fake"] <= 1
+    assert (run / "report.md").is_file() and (run / "samples.png").is_file()
+    assert (run / "config.yaml").is_file() and (run / "curves.png").is_file()
+
+
+def test_progress_bar_shows_losses_and_discriminator_outputs(tmp_path, capsys):
+    config = tiny_config(**{"train.steps": 8})
+    Trainer(config, tmp_path / "run", build_dataset(config.data), progress=True).fit()
+    shown = capsys.readouterr().err
+    for label in ("d_loss=", "g_loss=", "D(x)=", "D(G(z))=", "8/8"):
+        assert label in shown
+
+
+def test_interrupt_saves_the_last_completed_step(tmp_path, monkeypatch):
+    trainer = make_trainer(tmp_path, **{"train.steps": 50})
+    real_step = trainer.train_step
+
+    def step_then_interrupt(*args, **kwargs):
+        if trainer.step == 9:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_step", step_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    _, state, checkpoint = load_checkpoint(tmp_path / "run")
+    assert state["step"] == 9 and checkpoint.name == "step_00000009"
+    assert (tmp_path / "run" / "checkpoints" / "step_00000006").is_dir()
