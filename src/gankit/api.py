@@ -1,0 +1,154 @@
+"""The Python API, mirroring the CLI: `gankit.train(...)` and `gankit.load(...)`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gankit.config import (
+    RunConfig,
+    apply_overrides,
+    diff_keys,
+    flatten,
+    from_dict,
+    load_config,
+    validate,
+)
+from gankit.data import build_dataset
+from gankit.errors import GankitError
+from gankit.objectives import build_objective
+from gankit.train.checkpoint import load_checkpoint, resolve_checkpoint
+from gankit.train.loop import CONFIG_FILE, Trainer, resolve_device
+
+
+def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Path | None = None,
+          *, data_root: str | Path | None = None, resume: str | Path | None = None,
+          progress: bool | None = None, overrides: Sequence[str] = (),
+          **config_values: Any) -> Path:
+    """Train a preset, a YAML file or a `RunConfig`, and return the run folder.
+
+    Args:
+        preset_or_config: a preset name, a YAML path, a `RunConfig`, or None for the default
+            preset (or, with `resume`, the run's own config).
+        out: the run folder; default `runs/<name>` (made unique with a suffix).
+        data_root: where datasets live (else $GANKIT_DATA_ROOT, else ../shared/data).
+        resume: a run folder to continue from its latest checkpoint.
+        progress: show the progress bar (default: the config's `log.progress`).
+        overrides: `key=value` strings as typed on the command line (`"train.d_steps=2"`).
+        **config_values: config values, as sections (`train={"steps": 100}`), dotted keys
+            (`**{"train.steps": 100}`) or top-level keys (`seed=1`).
+
+    Returns:
+        The run folder.
+    """
+    flat_overrides = [*overrides, *flatten(config_values).items()]
+    checkpoint = None
+    if resume is not None:
+        run_dir = Path(resume)
+        checkpoint = resolve_checkpoint(run_dir)
+        _, state, _ = load_checkpoint(checkpoint)
+        if preset_or_config is None:
+            config = validate(apply_overrides(from_dict(state["config"]), flat_overrides))
+        else:
+            config = _config_from(preset_or_config, flat_overrides)
+        changed = diff_keys(state["config"], config.to_dict())
+        if changed:
+            raise GankitError(f"cannot resume {run_dir}: its checkpoint was trained with a "
+                              f"different config for {', '.join(changed)}")
+    else:
+        config = _config_from(preset_or_config, flat_overrides)
+        run_dir = Path(out) if out is not None else _fresh_run_dir(config.name)
+        if (run_dir / "checkpoints").is_dir():
+            raise GankitError(f"{run_dir} already holds a run; pass --resume {run_dir} to "
+                              "continue it, or choose another --out")
+    data = build_dataset(config.data, data_root)
+    trainer = Trainer(config, run_dir, data, progress=progress)
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
+    return trainer.fit()
+
+
+def _config_from(source: str | Path | RunConfig | None, overrides: list) -> RunConfig:
+    if isinstance(source, RunConfig):
+        return validate(apply_overrides(from_dict(source.to_dict()), overrides))
+    return load_config(source, overrides)
+
+
+def _fresh_run_dir(name: str) -> Path:
+    base = Path("runs") / name
+    candidate, suffix = base, 2
+    while candidate.exists():
+        candidate, suffix = Path(f"{base}-{suffix}"), suffix + 1
+    return candidate
+
+
+class TrainedGAN:
+    """A trained generator rebuilt from a run folder, with nothing else needed.
+
+    Attributes:
+        config: the run's `RunConfig`.
+        generator: the generator nn.Module, in eval mode.
+        discriminator: the discriminator nn.Module (None for games without one).
+        step: the training step of the checkpoint.
+        checkpoint: the checkpoint folder it came from.
+    """
+
+    def __init__(self, config: RunConfig, objective, step: int, checkpoint: Path):
+        self.config = config
+        self.objective = objective.eval()
+        self.step = step
+        self.checkpoint = checkpoint
+
+    @property
+    def generator(self) -> nn.Module:
+        return self.objective.generator
+
+    @property
+    def discriminator(self) -> nn.Module | None:
+        return self.objective.discriminator
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 1024) -> torch.Tensor:
+        """n samples on the CPU: images in [-1, 1] as N x C x H x W, or points as N x d.
+
+        Args:
+            n: how many samples.
+            seed: seed of the noise; None draws fresh noise.
+            batch_size: how many to generate at once (bounds memory).
+        """
+        if n < 1:
+            raise GankitError(f"n={n} must be >= 1")
+        rng = torch.Generator()
+        rng.manual_seed(seed) if seed is not None else rng.seed()
+        device = self.objective.device
+        chunks = []
+        for start in range(0, n, batch_size):
+            latent = self.objective.sample_latent(min(batch_size, n - start), rng, device)
+            chunks.append(self.objective.generate(latent).float().cpu())
+        return torch.cat(chunks)
+
+
+def load(run_or_checkpoint: str | Path, device: str = "cpu") -> TrainedGAN:
+    """Rebuild the players of a run from a run folder or a checkpoint folder.
+
+    Args:
+        run_or_checkpoint: a run folder, its `checkpoints/` folder or one checkpoint folder.
+        device: where to put the nets.
+    """
+    weights, state, checkpoint = load_checkpoint(run_or_checkpoint, map_location="cpu")
+    config = from_dict(state["config"])
+    objective = build_objective(config, tuple(state["sample_shape"]))
+    for name, net in objective.players().items():
+        if name not in weights:
+            raise GankitError(f"{checkpoint}: no weights for the {name}")
+        try:
+            net.load_state_dict(weights[name])
+        except RuntimeError:
+            raise GankitError(f"{checkpoint / (name + '.safetensors')}: weights do not fit the "
+                              f"{name} of its config ({CONFIG_FILE})") from None
+    return TrainedGAN(config, objective.to(resolve_device(device)), int(state["step"]),
+                      checkpoint)

@@ -1,0 +1,123 @@
+"""`gankit train | presets | sample`: the command line, a thin layer over `gankit.api`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gankit.errors import GankitError
+
+USAGE_EXAMPLES = """examples:
+  gankit train                                  # the default preset (8x8 digits, no download)
+  gankit train toy-gaussian train.d_steps=2     # a preset with a dotted override
+  gankit train --resume runs/toy-gaussian train.steps=6000
+  gankit sample runs/toy-gaussian -n 1000 --npy
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gankit", description="Train, sample and inspect GANs.", epilog=USAGE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a preset or YAML config into a run folder")
+    train.add_argument("items", nargs="*", metavar="PRESET_OR_YAML | key=value",
+                       help="a preset name or YAML file (default: the default preset), then "
+                            "dotted overrides such as train.d_steps=2")
+    train.add_argument("--out", type=Path, help="run folder (default: runs/<preset>)")
+    train.add_argument("--data-root", type=Path, help="folder holding the datasets")
+    train.add_argument("--resume", type=Path, metavar="RUN", help="continue this run folder")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    commands.add_parser("presets", help="list the presets shipped with gankit")
+
+    sample = commands.add_parser("sample", help="draw samples from a trained run")
+    sample.add_argument("run", type=Path, help="run folder or checkpoint folder")
+    sample.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    sample.add_argument("--seed", type=int, default=None, help="noise seed (default: random)")
+    sample.add_argument("--out", type=Path, help="PNG path (default: RUN/sample.png)")
+    sample.add_argument("--npy", action="store_true",
+                        help="also save the raw samples as .npy beside the PNG")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # Overrides may come after options (`train --out DIR key=value`): argparse leaves those
+    # as unknown arguments, which belong to `train` only.
+    args, extra = parser.parse_known_args(argv)
+    if extra and (args.command != "train" or any(item.startswith("-") for item in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.items += extra
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "presets":
+            return _presets()
+        return _sample(args)
+    except GankitError as error:
+        print(f"gankit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gankit: interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+
+
+def _train(args: argparse.Namespace) -> int:
+    from gankit.api import train
+
+    preset = None
+    overrides = []
+    for item in args.items:
+        if "=" in item:
+            overrides.append(item)
+        elif preset is None and not overrides:
+            preset = item
+        else:
+            raise GankitError(f"unexpected argument {item!r}: give one preset, then key=value "
+                              "overrides")
+    run_dir = train(preset, out=args.out, data_root=args.data_root, resume=args.resume,
+                    progress=False if args.no_progress else None, overrides=overrides)
+    print(run_dir)
+    return 0
+
+
+def _presets() -> int:
+    from gankit.config import DEFAULT_PRESET, preset_description, preset_names
+
+    names = preset_names()
+    width = max(len(n) for n in names)
+    for name in names:
+        marker = " (default)" if name == DEFAULT_PRESET else ""
+        print(f"{name:<{width}}  {preset_description(name)}{marker}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from gankit.api import load
+    from gankit.viz.grid import save_image_grid
+    from gankit.viz.toy import plot_samples
+
+    model = load(args.run)
+    samples = model.sample(args.n, seed=args.seed)
+    run_dir = model.checkpoint.parent.parent
+    out = args.out if args.out is not None else run_dir / "sample.png"
+    if samples.dim() == 4:
+        save_image_grid(samples, out)
+    else:
+        plot_samples(samples.numpy(), out, title=f"{args.n} samples of {model.config.name}")
+    print(out)
+    if args.npy:
+        array_path = out.with_suffix(".npy")
+        np.save(array_path, samples.numpy())
+        print(array_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
