@@ -131,3 +131,49 @@ def test_interrupt_saves_the_last_completed_step(tmp_path, monkeypatch):
     _, state, checkpoint = load_checkpoint(tmp_path / "run")
     assert state["step"] == 9 and checkpoint.name == "step_00000009"
     assert (tmp_path / "run" / "checkpoints" / "step_00000006").is_dir()
+
+
+def test_report_of_a_collapsed_1d_generator_says_so(tmp_path):
+    trainer = make_trainer(tmp_path, preset="toy-gaussian", **{"train.steps": 2})
+    with torch.no_grad():  # G(z) = 3 for every z
+        for param in trainer.objective.generator.parameters():
+            param.zero_()
+        trainer.objective.generator.net[-1].bias.fill_(3.0)
+    trainer.config.train.g_lr = 0.0
+    trainer.optimizers = trainer._build_optimizers()
+    run = trainer.fit()
+    report = (run / "report.md").read_text()
+    assert "p_g has collapsed" in report and "| mean | 5.000 | 3.000 |" in report
+
+
+def test_weight_average_follows_the_generator_and_is_what_samples_come_from(tmp_path):
+    trainer = make_trainer(tmp_path, **{"train.ema": 0.9, "train.steps": 30})
+    generator = trainer.objective.generator
+    average = trainer.objective.generator_ema
+    assert trainer.objective.sampler is average and average is not generator
+    before = [p.detach().clone() for p in average.parameters()]
+    trainer.train_step()
+    # First update: decay = min(0.9, 2/11), so average = 2/11 * old + 9/11 * new.
+    decay = 2 / 11
+    for old, new, mixed in zip(before, generator.parameters(), average.parameters(), strict=True):
+        assert torch.allclose(mixed, decay * old + (1 - decay) * new.detach(), atol=1e-6)
+    assert not any(p.requires_grad for p in average.parameters())
+
+
+def test_weight_average_is_saved_resumed_and_loaded(tmp_path):
+    import gankit
+
+    straight = make_trainer(tmp_path, "straight", **{"train.ema": 0.95, "train.steps": 12})
+    straight.fit()
+    halves = make_trainer(tmp_path, "halves", **{"train.ema": 0.95, "train.steps": 6})
+    halves.fit()
+    resumed = make_trainer(tmp_path, "halves", **{"train.ema": 0.95, "train.steps": 12})
+    resumed.restore(tmp_path / "halves")
+    resumed.fit()
+    reference = straight.objective.generator_ema.state_dict()
+    for key, value in resumed.objective.generator_ema.state_dict().items():
+        assert torch.equal(value, reference[key]), key
+    loaded = gankit.load(tmp_path / "straight")
+    assert loaded.generator is loaded.objective.generator_ema
+    for key, value in loaded.generator.state_dict().items():
+        assert torch.equal(value, reference[key]), key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ class TrainedGAN:
 
     Attributes:
         config: the run's `RunConfig`.
-        generator: the generator nn.Module, in eval mode.
+        generator: the generator nn.Module (the EMA copy where one exists), in eval mode.
         discriminator: the discriminator nn.Module (None for games without one).
         step: the training step of the checkpoint.
         checkpoint: the checkpoint folder it came from.
@@ -105,7 +106,8 @@ class TrainedGAN:
 
     @property
     def generator(self) -> nn.Module:
-        return self.objective.generator
+        """The generator samples come from: the weight average (EMA) where the run kept one."""
+        return self.objective.sampler
 
     @property
     def discriminator(self) -> nn.Module | None:
@@ -128,7 +130,7 @@ class TrainedGAN:
         chunks = []
         for start in range(0, n, batch_size):
             latent = self.objective.sample_latent(min(batch_size, n - start), rng, device)
-            chunks.append(self.objective.generate(latent).float().cpu())
+            chunks.append(self.objective.sample(latent).float().cpu())
         return torch.cat(chunks)
 
 
@@ -142,7 +144,11 @@ def load(run_or_checkpoint: str | Path, device: str = "cpu") -> TrainedGAN:
     weights, state, checkpoint = load_checkpoint(run_or_checkpoint, map_location="cpu")
     config = from_dict(state["config"])
     objective = build_objective(config, tuple(state["sample_shape"]))
-    for name, net in objective.players().items():
+    if "generator_ema" in weights:
+        objective.generator_ema = copy.deepcopy(objective.generator)
+    for name, net in [*objective.players().items(), ("generator_ema", objective.generator_ema)]:
+        if net is None:
+            continue
         if name not in weights:
             raise GankitError(f"{checkpoint}: no weights for the {name}")
         try:

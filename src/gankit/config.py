@@ -70,6 +70,7 @@ class TrainConfig:
     d_lr: float = 2e-4
     momentum: float = 0.9  # SGD only
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam only
+    ema: float = 0.0  # decay of the moving average of G's weights used for samples; 0 = off
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
 
@@ -143,6 +144,8 @@ def validate(config: RunConfig) -> RunConfig:
             raise GankitError(f"{key}={flat[key]!r} must be >= 0")
     if config.model.d_dropout >= 1:
         raise GankitError(f"model.d_dropout={config.model.d_dropout!r} must be < 1")
+    if not 0 <= config.train.ema < 1:
+        raise GankitError(f"train.ema={config.train.ema!r} must be in [0, 1)")
     if len(config.train.betas) != 2 or not all(0 <= b < 1 for b in config.train.betas):
         raise GankitError(f"train.betas={config.train.betas!r} must be two numbers in [0, 1)")
     return config

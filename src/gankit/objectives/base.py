@@ -30,6 +30,9 @@ class Objective(nn.Module):
         self.latent_dim = latent_dim
         self.latent = latent
         self.latent_range = latent_range
+        # A moving average of the generator's weights, set by the loop when train.ema > 0;
+        # samples and pictures come from it when it exists.
+        self.generator_ema: nn.Module | None = None
 
     @property
     def device(self) -> torch.device:
@@ -51,10 +54,20 @@ class Objective(nn.Module):
             noise = torch.randn(n, self.latent_dim, generator=generator)
         return noise.to(device)
 
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator to draw samples from: the weight average where one exists."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
     @torch.no_grad()
     def generate(self, latent: torch.Tensor) -> torch.Tensor:
-        """G(z) without building a graph, for pictures and sampling."""
+        """G(z) from the training generator without building a graph (e.g. for D's phase)."""
         return self.generator(latent)
+
+    @torch.no_grad()
+    def sample(self, latent: torch.Tensor) -> torch.Tensor:
+        """G(z) from `sampler`, for pictures, sampling and evaluation."""
+        return self.sampler(latent)
 
     def discriminator_phase(self, real: torch.Tensor, latent: torch.Tensor) -> PhaseResult:
         raise NotImplementedError

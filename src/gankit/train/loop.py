@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from gankit.config import RunConfig, to_yaml
 from gankit.objectives import Objective, build_objective
 from gankit.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from gankit.train.ema import WeightAverage
 from gankit.train.pictures import RunPictures
 from gankit.train.report import write_report
 
@@ -91,6 +92,10 @@ class Trainer:
             objective = build_objective(config, tuple(data.shape), self.penalty_rng)
         self.objective = objective.to(self.device)
         self.optimizers = self._build_optimizers()
+        self.weight_average = None
+        if config.train.ema > 0:
+            self.weight_average = WeightAverage(self.objective.generator, config.train.ema)
+            self.objective.generator_ema = self.weight_average.average
         n_fixed = config.log.toy_points if data.kind == "points" else config.log.n_samples
         self.fixed_latent = objective.sample_latent(
             n_fixed, torch.Generator().manual_seed(seed + 3), self.device)
@@ -136,6 +141,8 @@ class Trainer:
             if want_grad_norm:
                 stats["g_grad_norm"] = _grad_norm(self.objective.generator)
             g_optimizer.step()
+            if self.weight_average is not None:
+                self.weight_average.update(self.objective.generator)
             stats.update(g_stats)
         return stats
 
@@ -200,11 +207,14 @@ class Trainer:
     def save(self) -> Path:
         """Write a checkpoint of the players, optimizers, step and RNG streams."""
         weights = {name: net.state_dict() for name, net in self.objective.players().items()}
+        if self.weight_average is not None:
+            weights["generator_ema"] = self.weight_average.average.state_dict()
         state = {
             "step": self.step,
             "elapsed": self.elapsed,
             "config": self.config.to_dict(),
             "sample_shape": list(self.data.shape),
+            "ema_updates": self.weight_average.updates if self.weight_average else 0,
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "rng": {"data": self.data_rng.get_state(), "latent": self.latent_rng.get_state(),
                     "penalty": self.penalty_rng.get_state(), "torch": torch.get_rng_state()},
@@ -219,6 +229,9 @@ class Trainer:
             net.load_state_dict(weights[name])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
+        if self.weight_average is not None:
+            self.weight_average.average.load_state_dict(weights["generator_ema"])
+            self.weight_average.updates = int(state["ema_updates"])
         self.step = int(state["step"])
         self.elapsed = float(state["elapsed"])
         rng = state["rng"]

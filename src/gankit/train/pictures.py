@@ -48,7 +48,7 @@ class RunPictures:
     def snapshot(self, step: int) -> Path:
         """Write the picture for `step` into samples/ and return its path."""
         path = self.frames_dir / f"step_{step:08d}.png"
-        fake = self.objective.generate(self.fixed_latent).float().cpu()
+        fake = self.objective.sample(self.fixed_latent).float().cpu()
         if self.data.kind == "images":
             return save_image_grid(fake, path)
         if self.data.shape[0] == 1:

@@ -27,17 +27,20 @@ def toy_summary(objective, data, n: int = 20000) -> dict[str, float]:
     from gankit.eval.divergences import js_divergence, kde_density, kl_divergence
 
     latent = objective.sample_latent(n, torch.Generator().manual_seed(12345), objective.device)
-    samples = objective.generate(latent).float().cpu().numpy()[:, 0]
+    samples = objective.sample(latent).float().cpu().numpy()[:, 0]
     distribution = data.distribution
     mean, std = float(distribution.means[0, 0]), distribution.std
     grid = np.linspace(mean - 10 * std, mean + 10 * std, 4001)
     p_data = distribution.density(torch.from_numpy(grid)[:, None]).numpy()
-    p_g = kde_density(samples, grid)
-    return {"sample_mean": float(samples.mean()), "sample_std": float(samples.std()),
-            "data_mean": mean, "data_std": std,
-            "kl_data_g": kl_divergence(p_data, p_g, grid),
-            "kl_g_data": kl_divergence(p_g, p_data, grid),
-            "jsd": js_divergence(p_data, p_g, grid)}
+    summary = {"sample_mean": float(samples.mean()), "sample_std": float(samples.std()),
+               "data_mean": mean, "data_std": std}
+    try:
+        p_g = kde_density(samples, grid)
+    except ValueError:  # every sample equal: a collapsed G has no density to compare
+        return summary
+    summary.update(kl_data_g=kl_divergence(p_data, p_g, grid),
+                   kl_g_data=kl_divergence(p_g, p_data, grid), jsd=js_divergence(p_data, p_g, grid))
+    return summary
 
 
 def write_report(run_dir: Path, config: RunConfig, objective, data, elapsed: float, step: int,
@@ -79,10 +82,13 @@ def write_report(run_dir: Path, config: RunConfig, objective, data, elapsed: flo
         lines += ["## p_g against p_data (20,000 samples, KDE for p_g)", "",
                   "| | data | generated |", "|---|---|---|",
                   f"| mean | {summary['data_mean']:.3f} | {summary['sample_mean']:.3f} |",
-                  f"| std | {summary['data_std']:.3f} | {summary['sample_std']:.3f} |", "",
-                  f"KL(p_data‖p_g) = {summary['kl_data_g']:.4f}, "
-                  f"KL(p_g‖p_data) = {summary['kl_g_data']:.4f}, "
-                  f"JSD = {summary['jsd']:.4f} nats (log 2 = 0.6931 is the maximum).", ""]
+                  f"| std | {summary['data_std']:.3f} | {summary['sample_std']:.3f} |", ""]
+        if "jsd" in summary:
+            lines += [f"KL(p_data‖p_g) = {summary['kl_data_g']:.4f}, "
+                      f"KL(p_g‖p_data) = {summary['kl_g_data']:.4f}, "
+                      f"JSD = {summary['jsd']:.4f} nats (log 2 = 0.6931 is the maximum).", ""]
+        else:
+            lines += ["Every generated sample is the same point: p_g has collapsed.", ""]
     lines += ["## Samples at fixed noise", ""]
     for name, path in figures.items():
         lines.append(f"![{name}]({path.name})")
