@@ -23,7 +23,8 @@ def train_tiny(preset, out, **values):
 def test_train_returns_the_run_folder_with_everything_in_it(tmp_path):
     run = train_tiny("digits-mlp", tmp_path / "digits")
     assert run == tmp_path / "digits"
-    for name in ("config.yaml", "metrics.jsonl", "report.md", "samples.png", "curves.png"):
+    for name in ("config.yaml", "metrics.jsonl", "report.md", "samples.png", "real.png",
+                 "curves.png"):
         assert (run / name).is_file(), name
     checkpoint = run / "checkpoints" / "step_00000012"
     assert (checkpoint / "generator.safetensors").is_file()

@@ -64,6 +64,9 @@ class RunPictures:
         figures[self.final_name] = final
         if self.data.kind == "points":
             figures["animation"] = save_gif(frames, self.run_dir / f"{self.final_name}.gif")
+        else:  # real images at the same size, to compare by eye
+            figures["real"] = save_image_grid(self.data.first(len(self.fixed_latent)),
+                                              self.run_dir / "real.png")
         return figures
 
     def _discriminator_probability(self, points: np.ndarray) -> np.ndarray:
