@@ -10,9 +10,11 @@ that hold at least one fake sample.
 
 Balls are closed (distance <= radius), as in Kynkäänniemi et al.'s definition and code; the
 prdc package of Naeem et al. uses strict <. The two differ only on exact ties, which have
-probability 0 for continuous features, so results agree with prdc's published numbers; but on
-two identical sets a closed ball holds its centre and its k neighbours, so density is
-(k + 1) / k there, not 1 (with strict < it would be exactly 1).
+probability 0 for continuous features, so both give the same numbers there. On two identical
+sets they differ: a closed ball holds its centre and its k nearest neighbours, so density is
+(k + 1) / k, not 1 (with strict < it is 1). In float32 the k-th neighbour's distance is computed
+twice, as a radius and as a membership test, in different matmuls that may round differently,
+so such a tie can fall just outside and density comes out a little below (k + 1) / k.
 
 Distances are computed by torch in float32, chunk by chunk, so memory stays bounded (a chunk of
 1024 rows against 10k points is 40 MB). No library fits: scikit-learn's NearestNeighbors gives
