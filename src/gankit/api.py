@@ -67,7 +67,7 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
             raise GankitError(f"{run_dir} already holds a run; pass --resume {run_dir} to "
                               "continue it, or choose another --out")
     data = build_dataset(config.data, data_root)
-    trainer = Trainer(config, run_dir, data, progress=progress)
+    trainer = Trainer(config, run_dir, data, progress=progress, data_root=data_root)
     if checkpoint is not None:
         trainer.restore(checkpoint)
     return trainer.fit()

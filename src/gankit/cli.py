@@ -40,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", type=Path, help="PNG path (default: RUN/sample.png)")
     sample.add_argument("--npy", action="store_true",
                         help="also save the raw samples as .npy beside the PNG")
+    evaluation = commands.add_parser(
+        "eval", help="measure a run (FID, KID, precision/recall, modes, ...) and record it")
+    evaluation.add_argument("run", type=Path, help="run folder")
+    evaluation.add_argument("--metrics", help="comma-separated, e.g. fid,kid,pr,dc,cs "
+                                              "(default: the protocol of the run's data)")
+    evaluation.add_argument("-n", type=int, help="samples to draw (default: per protocol)")
+    evaluation.add_argument("--reference", help="e.g. mnist:test, an image folder or stats.npz")
+    evaluation.add_argument("--features", help="feature extractor, e.g. mnist")
+    evaluation.add_argument("--seed", type=int, default=0)
+    evaluation.add_argument("--data-root", type=Path, help="folder holding the datasets")
+    evaluation.add_argument("--json", type=Path, help="also write the results to this file")
     return parser
 
 
@@ -57,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "presets":
             return _presets()
+        if args.command == "eval":
+            return _eval(args)
         return _sample(args)
     except GankitError as error:
         print(f"gankit: error: {error}", file=sys.stderr)
@@ -116,6 +129,30 @@ def _sample(args: argparse.Namespace) -> int:
         array_path = out.with_suffix(".npy")
         np.save(array_path, samples.numpy())
         print(array_path)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from gankit.config import from_dict
+    from gankit.eval.evaluate import PROTOCOLS, default_protocol, describe, evaluate
+    from gankit.train.checkpoint import load_checkpoint
+    from gankit.train.report import append_evaluation
+
+    _, state, _ = load_checkpoint(args.run)
+    config = from_dict(state["config"])
+    defaults = PROTOCOLS.get(config.data.name, ((), None, None, None))
+    metrics = tuple(args.metrics.split(",")) if args.metrics else defaults[0]
+    if not metrics:
+        default_protocol(config.data.name)  # raises the one-line explanation
+    results = evaluate(args.run, args.reference or defaults[1], metrics,
+                       features=args.features or defaults[2] or "mnist",
+                       n=args.n or defaults[3] or 10000, seed=args.seed, data_root=args.data_root)
+    print(describe(results))
+    append_evaluation(args.run, int(state["step"]), float(state["elapsed"]), results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -86,6 +86,11 @@ class LogConfig:
     n_samples: int = 64  # images in a grid, or points in a toy frame are toy_points
     toy_points: int = 2000
     progress: bool = True
+    # Metrics measured during training on the sampling generator (gankit.eval.evaluate);
+    # 0 turns them off. Empty metrics / 0 samples use the data's default protocol.
+    eval_every: int = 0
+    eval_metrics: list[str] = field(default_factory=list)
+    eval_n: int = 0
 
 
 @dataclass
@@ -126,7 +131,7 @@ _POSITIVE = (
 )
 _NON_NEGATIVE = (
     "loss.gp_weight", "loss.r1_weight", "train.g_lr", "train.d_lr", "train.momentum",
-    "train.threads", "model.d_dropout",
+    "train.threads", "model.d_dropout", "log.eval_every", "log.eval_n",
 )
 
 

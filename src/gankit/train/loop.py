@@ -71,13 +71,16 @@ class Trainer:
         data: an object with `.sample(n, generator)`, `.shape` and `.kind`.
         objective: the game; by default built from `config` with fresh players.
         progress: show a progress bar (defaults to `config.log.progress`).
+        data_root: where reference datasets for in-training metrics live.
     """
 
     def __init__(self, config: RunConfig, run_dir: str | Path, data: Any,
-                 objective: Objective | None = None, progress: bool | None = None):
+                 objective: Objective | None = None, progress: bool | None = None,
+                 data_root: str | Path | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
         self.data = data
+        self.data_root = data_root
         self.device = resolve_device(config.train.device)
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
@@ -179,6 +182,9 @@ class Trainer:
                     sums, window = {}, 0
                 if self.step % log.sample_every == 0:
                     self.pictures.snapshot(self.step)
+                if log.eval_every and self.step % log.eval_every == 0:
+                    self.elapsed = time.perf_counter() - started
+                    self.evaluate()
                 if self.step % log.checkpoint_every == 0:
                     self.elapsed = time.perf_counter() - started
                     self.save()
@@ -197,6 +203,26 @@ class Trainer:
         write_report(self.run_dir, config, self.objective, self.data, self.elapsed,
                      self.step, figures)
         return self.run_dir
+
+    def evaluate(self) -> dict[str, float]:
+        """Measure the sampling generator now (log.eval_metrics) and log it with step and time."""
+        from gankit.eval.evaluate import PROTOCOLS, evaluate
+
+        log = self.config.log
+        metrics, reference, features, n = PROTOCOLS.get(self.config.data.name,
+                                                        ((), None, None, 0))
+        metrics = tuple(log.eval_metrics) or metrics
+        n = log.eval_n or n
+        latent = self.objective.sample_latent(n, torch.Generator().manual_seed(self.config.seed),
+                                              self.device)
+        with torch.inference_mode():
+            samples = torch.cat([self.objective.sample(chunk).float().cpu()
+                                 for chunk in latent.split(1000)])
+        toy = getattr(self.data, "distribution", None)
+        results = evaluate(samples, reference, metrics, features=features or "mnist", n=n,
+                           seed=self.config.seed, data_root=self.data_root, toy_distribution=toy)
+        self._append_metrics({"step": self.step, "time": round(self.elapsed, 3), **results})
+        return results
 
     def _append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / METRICS_FILE, "a") as handle:

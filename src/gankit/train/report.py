@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from gankit.config import RunConfig
-from gankit.viz.curves import plot_training_curves
+from gankit.viz.curves import plot_metric_curves, plot_training_curves
 
 REPORT_FILE = "report.md"
 
@@ -20,6 +20,18 @@ def read_metrics(run_dir: Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_evaluation(run_dir: Path, step: int, elapsed: float, results: dict[str, float]) -> None:
+    """Record an evaluation in the run's metrics.jsonl and report.md."""
+    run_dir = Path(run_dir)
+    record = {"step": step, "time": round(elapsed, 3), **{k: float(v) for k, v in results.items()}}
+    with open(run_dir / "metrics.jsonl", "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    lines = ["", f"## Evaluation at step {step}", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {key} | {value:.6g} |" for key, value in results.items()]
+    with open(run_dir / REPORT_FILE, "a") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
 def toy_summary(objective, data, n: int = 20000) -> dict[str, float]:
@@ -69,14 +81,24 @@ def write_report(run_dir: Path, config: RunConfig, objective, data, elapsed: flo
               f"| schedule | {step} steps of k = {train.d_steps} D steps + 1 G step, "
               f"batch {train.batch_size}, seed {config.seed} |",
               f"| wall time | {elapsed:.1f} s ({step / max(elapsed, 1e-9):.1f} steps/s) |", ""]
-    if records:
-        last = records[-1]
+    training = [r for r in records if "d_loss" in r or "g_loss" in r]
+    if training:
         lines += ["## Final logged values", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {key} | {value:.4g} |" for key, value in last.items()
+        lines += [f"| {key} | {value:.4g} |" for key, value in training[-1].items()
                   if key not in ("step", "time")]
         lines.append("")
-        plot_training_curves(records, run_dir / "curves.png")
+        plot_training_curves(training, run_dir / "curves.png")
         lines += ["## Training curves", "", "![curves](curves.png)", ""]
+    evaluations = [r for r in records if any("/" in key for key in r)]
+    if evaluations:
+        plot_metric_curves(evaluations, run_dir / "metrics.png")
+        keys = sorted({k for r in evaluations for k in r if "/" in k})
+        lines += ["## Metrics during training", "", "| step | seconds | " +
+                  " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+        lines += [f"| {r['step']} | {r['time']:.0f} | " +
+                  " | ".join(f"{r[k]:.4g}" if k in r else "" for k in keys) + " |"
+                  for r in evaluations]
+        lines += ["", "![metrics over step and wall-clock time](metrics.png)", ""]
     if data.kind == "points" and data.shape[0] == 1:
         summary = toy_summary(objective, data)
         lines += ["## p_g against p_data (20,000 samples, KDE for p_g)", "",

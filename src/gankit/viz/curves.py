@@ -95,3 +95,41 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | Path)
     finally:
         plt.close(fig)
     return path
+
+
+def plot_metric_curves(records: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Each evaluation metric against training step (left) and wall-clock seconds (right).
+
+    Args:
+        records: metrics.jsonl records; metric keys are those holding a "/" (such as
+            "fid/mnist-cnn/n10000"), and each record needs "step" and "time".
+        path: where to write the PNG.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: if no record holds a metric.
+    """
+    keys = sorted({k for r in records for k in r if "/" in k})
+    if not keys:
+        raise ValueError("no evaluation metrics in these records")
+    fig, axes = plt.subplots(len(keys), 2, figsize=(9, 2.4 * len(keys)), squeeze=False)
+    try:
+        for row, key in enumerate(keys):
+            points = [(r["step"], r["time"], r[key]) for r in records
+                      if key in r and "step" in r and "time" in r]
+            steps, seconds, values = zip(*points, strict=True) if points else ((), (), ())
+            for column, (xs, label) in enumerate(((steps, "step"), (seconds, "seconds"))):
+                ax = axes[row][column]
+                ax.plot(xs, values, marker="o", color="tab:purple")
+                ax.set_xlabel(label)
+                ax.set_ylabel(key, fontsize=8)
+                ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=_DPI)
+    finally:
+        plt.close(fig)
+    return path

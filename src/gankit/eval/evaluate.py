@@ -1,0 +1,340 @@
+"""One entry point for every metric, in the shape of clean-fid / torch-fidelity.
+
+    evaluate("runs/mnist-mlp", "mnist:test", metrics=["fid", "pr"], features="mnist", n=10000)
+    -> {"fid/mnist-cnn/n10000": 12.3, "precision/mnist-cnn/n10000": 0.71, ...}
+
+Every key names its metric, its feature extractor and its sample count, so a number can always
+be compared with another one measured the same way. Features of dataset references are cached
+on disk, keyed by extractor, dataset, split, n and seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gankit.data.root import cache_root
+from gankit.errors import GankitError
+from gankit.eval import divergences
+from gankit.eval.fid import feature_statistics, frechet_distance, kid_from_features
+from gankit.eval.modes import mode_metrics
+from gankit.eval.parzen import parzen_log_likelihood, select_sigma
+from gankit.eval.prdc import density_coverage, precision_recall
+
+# metric -> what it needs: "features" (an extractor on both sides), "logits" (the extractor's
+# classifier on the source), "points" (a toy run with a known density), "pixels" (raw images).
+METRICS = {
+    "fid": "features", "kid": "features", "pr": "features", "dc": "features",
+    "cs": "logits", "modes": "points", "divergences": "points", "parzen": "pixels",
+}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid",),
+             features: str = "mnist", n: int = 10000, seed: int = 0, *,
+             latent_dim: int | None = None, data_root: str | Path | None = None,
+             cache_dir: str | Path | None = None, device: str = "cpu",
+             toy_distribution=None) -> dict[str, float]:
+    """Measure samples against a reference.
+
+    Args:
+        source: a run folder, a folder of images, a tensor of images in [-1, 1] (N x C x H x W)
+            or points (N x d), or a callable `z -> images` (then give `latent_dim`).
+        reference: a dataset name with its split ("mnist:test", "fashion-mnist:train"), a folder
+            of images, a tensor, or a `.npz` of cached FID statistics (mu, sigma). Toy runs need
+            none: their data distribution is known.
+        metrics: names from `METRICS`: fid, kid, pr (precision/recall, k=3), dc
+            (density/coverage, k=5), cs (classifier score), modes (2D toy), divergences (1D
+            toy), parzen (Parzen-window log-likelihood).
+        features: the feature extractor's name (see `gankit.eval.features`).
+        n: how many samples to draw from the source (and from a dataset reference).
+        seed: seed of the noise and of the reference subset.
+        latent_dim: noise size for a callable source.
+        data_root: where datasets live.
+        cache_dir: where reference features are cached (default ~/.cache/gankit/features).
+        device: where the extractor and the generator run.
+        toy_distribution: the known data distribution, for toy metrics on a tensor source.
+
+    Returns:
+        A flat dict of floats, keyed "metric/extractor/nN" (or "metric/nN" without extractor).
+    """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise GankitError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+    if n < 2:
+        raise GankitError(f"n={n} must be at least 2")
+    samples, distribution = _source_samples(source, n, seed, latent_dim, device)
+    distribution = distribution if distribution is not None else toy_distribution
+    needs = {METRICS[m] for m in metrics}
+    results: dict[str, float] = {}
+    if "points" in needs:
+        results.update(_toy_metrics(samples, distribution, metrics, n))
+    if needs & {"features", "logits", "pixels"}:
+        if samples.dim() != 4:
+            raise GankitError(f"metrics {', '.join(metrics)} need images, got samples of shape "
+                              f"{tuple(samples.shape)}")
+        results.update(_image_metrics(samples, reference, metrics, features, n, seed,
+                                      data_root, cache_dir, device))
+    return results
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, device: str):
+    """(samples, toy distribution or None) for any kind of source."""
+    if isinstance(source, torch.Tensor):
+        return _first(source, n, "the source tensor"), None
+    if callable(source) and not isinstance(source, (str, Path)):
+        if latent_dim is None:
+            raise GankitError("a callable source needs latent_dim, the size of its noise z")
+        rng = torch.Generator().manual_seed(seed)
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, n, 1000):
+                latent = torch.randn(min(1000, n - start), latent_dim, generator=rng)
+                chunks.append(source(latent.to(device)).float().cpu())
+        return torch.cat(chunks), None
+    path = Path(source)
+    if (path / "checkpoints").is_dir() or (path / "state.pt").is_file():
+        from gankit.api import load  # a run folder: rebuild its generator
+        from gankit.data.toy import TOY_DATASETS
+
+        model = load(path, device=device)
+        samples = model.sample(n, seed=seed)
+        name = model.config.data.name
+        return samples, TOY_DATASETS[name]() if name in TOY_DATASETS else None
+    if path.is_dir():
+        return read_image_folder(path, n), None
+    raise GankitError(f"source {source!r} is not a run folder, an image folder, a tensor or a "
+                      "callable")
+
+
+def _first(samples: torch.Tensor, n: int, what: str) -> torch.Tensor:
+    if len(samples) < n:
+        raise GankitError(f"n={n} is larger than {what}, which holds {len(samples)} samples")
+    return samples[:n].float()
+
+
+def read_image_folder(folder: Path, n: int | None = None) -> torch.Tensor:
+    """Images of a folder (sorted by name) as float [-1, 1] N x C x H x W.
+
+    Raises:
+        GankitError: naming the folder when it holds fewer than n images or images of mixed
+            sizes, or naming a file that cannot be decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if n is not None and len(files) < n:
+        raise GankitError(f"n={n} is larger than {folder}, which holds {len(files)} images")
+    arrays = []
+    for file in files[:n]:
+        try:
+            with Image.open(file) as image:
+                arrays.append(np.asarray(image.convert("L" if image.mode in ("L", "1", "I;16")
+                                                       else "RGB")))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise GankitError(f"{file}: cannot decode image ({exc.__class__.__name__})") from None
+    if not arrays:
+        raise GankitError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise GankitError(f"{folder}: images of different sizes {sorted(shapes)[:3]}")
+    stacked = torch.from_numpy(np.stack(arrays))
+    stacked = stacked.unsqueeze(1) if stacked.dim() == 3 else stacked.permute(0, 3, 1, 2)
+    return stacked.float() / 127.5 - 1.0
+
+
+# ----------------------------------------------------------------------------- toy metrics
+
+
+def _toy_metrics(samples: torch.Tensor, distribution, metrics: Sequence[str], n: int):
+    if distribution is None:
+        raise GankitError("modes and divergences need a toy run (toy-gaussian, toy-ring, "
+                          "toy-grid), whose data density is known")
+    results = {}
+    if "modes" in metrics:
+        if samples.shape[1] != 2:
+            raise GankitError(f"modes needs 2D points, got samples of shape {tuple(samples.shape)}")
+        found = mode_metrics(samples, distribution.means, distribution.std)
+        results.update({f"{key}/n{n}": float(found[key])
+                        for key in ("modes", "high_quality", "reverse_kl")})
+    if "divergences" in metrics:
+        if samples.shape[1] != 1:
+            raise GankitError(f"divergences needs 1D points, got shape {tuple(samples.shape)}")
+        mean, std = float(distribution.means[0, 0]), distribution.std
+        grid = np.linspace(mean - 10 * std, mean + 10 * std, 4001)
+        p_data = distribution.density(torch.from_numpy(grid)[:, None]).numpy()
+        p_g = divergences.kde_density(samples[:, 0].numpy(), grid)
+        results.update({f"kl_data_g/n{n}": divergences.kl_divergence(p_data, p_g, grid),
+                        f"kl_g_data/n{n}": divergences.kl_divergence(p_g, p_data, grid),
+                        f"jsd/n{n}": divergences.js_divergence(p_data, p_g, grid)})
+    return results
+
+
+# ----------------------------------------------------------------------------- image metrics
+
+
+def _image_metrics(samples, reference, metrics, features, n, seed, data_root, cache_dir, device):
+    from gankit.eval.features import load_extractor
+
+    extractor = load_extractor(features, device=device)
+    tag = f"{extractor.name}/n{n}"
+    results: dict[str, float] = {}
+    if "cs" in metrics:
+        results[f"classifier_score/{tag}"] = classifier_score(extractor.logits(samples))
+    feature_metrics = [m for m in metrics if METRICS[m] == "features"]
+    if feature_metrics or "parzen" in metrics:
+        if reference is None:
+            raise GankitError(f"metrics {', '.join(metrics)} need a reference, e.g. mnist:test")
+    if feature_metrics:
+        fake = extractor.features(samples).double().numpy()
+        if isinstance(reference, (str, Path)) and str(reference).endswith(".npz"):
+            if feature_metrics != ["fid"]:
+                raise GankitError(f"{reference}: cached statistics serve fid only")
+            with np.load(reference) as stats:
+                mu, sigma = stats["mu"], stats["sigma"]
+            results[f"fid/{tag}"] = frechet_distance(*feature_statistics(fake), mu, sigma)
+            return results
+        real = _reference_features(reference, extractor, n, seed, data_root, cache_dir)
+        if "fid" in feature_metrics:
+            results[f"fid/{tag}"] = frechet_distance(*feature_statistics(fake),
+                                                     *feature_statistics(real))
+        if "kid" in feature_metrics:
+            mean, std = kid_from_features(fake, real, seed=seed)
+            results[f"kid/{tag}"], results[f"kid_std/{tag}"] = mean, std
+        if "pr" in feature_metrics:
+            found = precision_recall(real, fake, k=3)
+            results[f"precision/{tag}"], results[f"recall/{tag}"] = (found["precision"],
+                                                                     found["recall"])
+        if "dc" in feature_metrics:
+            found = density_coverage(real, fake, k=5)
+            results[f"density/{tag}"], results[f"coverage/{tag}"] = (found["density"],
+                                                                     found["coverage"])
+    if "parzen" in metrics:
+        results.update(parzen_metrics(samples, reference, n, seed, data_root))
+    return results
+
+
+def classifier_score(logits: torch.Tensor) -> float:
+    """The Inception Score computed with a domain classifier: exp(E_x KL(p(y|x) ‖ p(y))).
+
+    It is 1 when every sample gets the same class distribution and the number of classes when
+    each sample is classified with certainty and the classes are used equally.
+    """
+    log_probs = torch.log_softmax(logits.double(), dim=1)
+    marginal = torch.logsumexp(log_probs, dim=0) - np.log(len(log_probs))
+    kl = (log_probs.exp() * (log_probs - marginal)).sum(dim=1)
+    return float(kl.mean().exp())
+
+
+def parzen_metrics(samples: torch.Tensor, reference: Any, n: int, seed: int,
+                   data_root) -> dict[str, float]:
+    """Goodfellow et al. 2014's Parzen-window estimate: σ chosen on a validation split.
+
+    Pixels are scaled to [0, 1] as in the paper. σ is picked on 1,000 training images and the
+    log-likelihood is reported on the reference (e.g. the 10,000 MNIST test images).
+    """
+    if not isinstance(reference, str):
+        raise GankitError("parzen needs a dataset reference such as mnist:test")
+    name = reference.split(":")[0]
+    validation = _dataset_images(f"{name}:train", 1000, seed + 1, data_root)
+    test = _dataset_images(reference, None, seed, data_root)
+    pixels = (samples.flatten(1) + 1) / 2
+    sigma = select_sigma(pixels, (validation.flatten(1) + 1) / 2)
+    mean, stderr = parzen_log_likelihood(pixels, (test.flatten(1) + 1) / 2, sigma)
+    tag = f"n{n}"
+    return {f"parzen_ll/{tag}": mean, f"parzen_se/{tag}": stderr, f"parzen_sigma/{tag}": sigma}
+
+
+# ----------------------------------------------------------------------------- references
+
+
+def _dataset_images(spec: str, n: int | None, seed: int, data_root) -> torch.Tensor:
+    """n images of "name:split" (all of them for n=None), a seeded random subset."""
+    from gankit.config import DataConfig
+    from gankit.data import build_dataset
+
+    name, _, split = spec.partition(":")
+    split = split or "test"
+    try:
+        data = build_dataset(DataConfig(name=name, split=split), data_root)
+    except ValueError:
+        raise GankitError(f"unknown reference dataset {name!r} (as in mnist:test)") from None
+    if data.kind != "images":
+        raise GankitError(f"reference {spec!r} is not an image dataset")
+    if n is None:
+        return data.first(len(data))
+    if n > len(data):
+        raise GankitError(f"n={n} is larger than {spec}, which holds {len(data)} images")
+    index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    return data.images[index].float() / 127.5 - 1.0
+
+
+def _reference_features(reference, extractor, n, seed, data_root, cache_dir) -> np.ndarray:
+    if isinstance(reference, torch.Tensor):
+        return extractor.features(_first(reference, n, "the reference tensor")).double().numpy()
+    if isinstance(reference, Path) or (isinstance(reference, str) and ":" not in reference
+                                       and Path(reference).is_dir()):
+        return extractor.features(read_image_folder(Path(reference), n)).double().numpy()
+    if not isinstance(reference, str):
+        raise GankitError(f"reference {reference!r} is not a dataset name, folder or tensor")
+    spec = reference if ":" in reference else f"{reference}:test"
+    folder = Path(cache_dir) if cache_dir else cache_root().parent / "features"
+    digest = _weights_digest(extractor)
+    path = folder / extractor.name / f"{spec.replace(':', '-')}-n{n}-seed{seed}-{digest}.npy"
+    if path.is_file():
+        return np.load(path)
+    real = extractor.features(_dataset_images(spec, n, seed, data_root)).double().numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp.npy")
+    np.save(staging, real)
+    staging.replace(path)
+    return real
+
+
+def _weights_digest(net: torch.nn.Module) -> str:
+    """A short hash of a net's weights: retrained weights must not reuse cached features."""
+    digest = hashlib.sha256()
+    for key, value in sorted(net.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+# The measurement protocol gankit uses for a run when the user names none: per dataset, the
+# metrics, the reference, the extractor and the sample count.
+PROTOCOLS = {
+    "gaussian-1d": (("divergences",), None, None, 20000),
+    "ring": (("modes",), None, None, 2500),
+    "grid": (("modes",), None, None, 2500),
+    "mnist": (("fid", "kid", "pr", "dc", "cs"), "mnist:test", "mnist", 10000),
+    "fashion-mnist": (("fid", "kid", "pr", "dc", "cs"), "fashion-mnist:test", "fashion-mnist",
+                      10000),
+}
+
+
+def default_protocol(data_name: str) -> tuple[tuple[str, ...], str | None, str | None, int]:
+    """(metrics, reference, features, n) for runs on `data_name`.
+
+    Raises:
+        GankitError: when gankit has no protocol (no feature extractor) for that data.
+    """
+    if data_name not in PROTOCOLS:
+        raise GankitError(f"no default metrics for {data_name!r} data (no feature extractor); "
+                          "pass --metrics, --features and --reference")
+    return PROTOCOLS[data_name]
+
+
+def describe(results: dict[str, float]) -> str:
+    """The results as a two-column markdown table."""
+    lines = ["| metric | value |", "|---|---|"]
+    lines += [f"| {key} | {value:.6g} |" for key, value in results.items()]
+    return "\n".join(lines)
+
