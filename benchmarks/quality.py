@@ -1,0 +1,85 @@
+"""Train a preset and measure it at fixed wall-clock points: quality against time.
+
+    python benchmarks/quality.py mnist-mlp --minutes 10
+
+Evaluation time is not counted as training time. Metrics, reference, extractor and n are the
+data's default protocol (`gankit.eval.evaluate.PROTOCOLS`) unless given. Prints a table and
+writes JSON (default runs/quality/<preset>.json); the run folder is runs/quality/<preset>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from gankit.config import load_config
+from gankit.data import build_dataset
+from gankit.eval.evaluate import PROTOCOLS, evaluate
+from gankit.train.loop import Trainer
+
+
+def measure(trainer: Trainer, metrics, reference, features, n) -> dict[str, float]:
+    objective = trainer.objective
+    latent = objective.sample_latent(n, torch.Generator().manual_seed(0), trainer.device)
+    with torch.inference_mode():
+        samples = torch.cat([objective.sample(chunk).float().cpu() for chunk in latent.split(1000)])
+    return evaluate(samples, reference, metrics, features=features or "mnist", n=n,
+                    toy_distribution=getattr(trainer.data, "distribution", None))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("preset")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--every", type=float, default=1.0, help="minutes between evaluations")
+    parser.add_argument("--metrics", default=None, help="comma-separated (default: protocol)")
+    parser.add_argument("-n", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path("runs/quality"))
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--data-root", default=None)
+    args = parser.parse_args()
+
+    # Train for as long as the budget allows: the preset's own step count is not the limit.
+    config = load_config(args.preset, {"train.steps": 10**9, "log.progress": False,
+                                       "log.sample_every": 10**9, "log.checkpoint_every": 10**9})
+    metrics, reference, features, n = PROTOCOLS[config.data.name]
+    metrics = tuple(args.metrics.split(",")) if args.metrics else metrics
+    n = args.n or n
+    data = build_dataset(config.data, args.data_root)
+    trainer = Trainer(config, args.out / args.preset, data, data_root=args.data_root)
+    rows, trained, next_point = [], 0.0, args.every * 60
+    while trained < args.minutes * 60 - 1e-9:
+        started = time.perf_counter()
+        while time.perf_counter() - started < next_point - trained:
+            trainer.train_step()
+            trainer.step += 1
+        trained += time.perf_counter() - started
+        results = measure(trainer, metrics, reference, features, n)
+        rows.append({"minutes": round(trained / 60, 2), "step": trainer.step, **results})
+        print(json.dumps(rows[-1]), flush=True)
+        next_point = min(next_point + args.every * 60, args.minutes * 60)
+    trainer.elapsed = trained
+    trainer.save()
+
+    keys = [k for k in rows[0] if k not in ("minutes", "step")]
+    print(f"\n{args.preset}: extractor {features or '-'}, n = {n}, reference {reference or '-'}")
+    print("| minutes | step | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    for row in rows:
+        print(f"| {row['minutes']} | {row['step']} | "
+              + " | ".join(f"{row[k]:.4g}" for k in keys) + " |")
+    target = args.json or args.out / f"{args.preset}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"preset": args.preset, "features": features, "n": n,
+                                  "reference": reference, "torch": torch.__version__,
+                                  "machine": platform.machine(), "rows": rows}, indent=2))
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
