@@ -27,7 +27,8 @@ DEFAULT_PRESET = "digits-mlp"
 class DataConfig:
     """Where the real samples come from."""
 
-    name: str = "digits"  # gaussian-1d | ring | grid | digits | mnist | fashion-mnist
+    # gaussian-1d | ring | grid | digits | mnist | fashion-mnist | stacked-mnist
+    name: str = "digits"
     split: str = "train"
 
 
@@ -112,7 +113,8 @@ class RunConfig:
 MODEL_SECTIONS = ("model", "loss", "data")
 
 _CHOICES = {
-    "data.name": ("gaussian-1d", "ring", "grid", "digits", "mnist", "fashion-mnist"),
+    "data.name": ("gaussian-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
+                  "stacked-mnist"),
     "data.split": ("train", "test"),
     "model.arch": ("mlp",),
     "model.latent": ("normal", "uniform"),

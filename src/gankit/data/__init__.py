@@ -9,6 +9,7 @@ import torch
 from gankit.config import DataConfig
 from gankit.data.images import IDX_FOLDERS, ImageData, load_digits, load_idx_dataset
 from gankit.data.root import resolve_data_root
+from gankit.data.stacked_mnist import StackedMNIST
 from gankit.data.toy import TOY_DATASETS, ToyDistribution
 
 
@@ -29,15 +30,20 @@ class PointData:
         return self.distribution.sample(n, generator)
 
 
-def build_dataset(config: DataConfig, data_root: str | Path | None = None) -> ImageData | PointData:
+def build_dataset(config: DataConfig, data_root: str | Path | None = None
+                  ) -> ImageData | PointData | StackedMNIST:
     """The dataset a run config names, read from the resolved data root when it needs files."""
     if config.name in TOY_DATASETS:
         return PointData(TOY_DATASETS[config.name]())
     if config.name == "digits":
         return load_digits(config.split)
+    if config.name == "stacked-mnist":
+        # Fresh triples every batch: the 1,000-mode distribution itself, not a fixed sample.
+        return StackedMNIST(load_idx_dataset("mnist", resolve_data_root(data_root), config.split))
     if config.name in IDX_FOLDERS:
         return load_idx_dataset(config.name, resolve_data_root(data_root), config.split)
     raise ValueError(f"unknown dataset {config.name!r}")  # config validation stops this first
 
 
-__all__ = ["ImageData", "PointData", "ToyDistribution", "build_dataset", "resolve_data_root"]
+__all__ = ["ImageData", "PointData", "StackedMNIST", "ToyDistribution", "build_dataset",
+           "resolve_data_root"]

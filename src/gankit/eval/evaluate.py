@@ -22,7 +22,7 @@ from gankit.data.root import cache_root
 from gankit.errors import GankitError
 from gankit.eval import divergences
 from gankit.eval.fid import feature_statistics, frechet_distance, kid_from_features
-from gankit.eval.modes import mode_metrics
+from gankit.eval.modes import mode_metrics, stacked_mnist_modes
 from gankit.eval.parzen import parzen_log_likelihood, select_sigma
 from gankit.eval.prdc import density_coverage, precision_recall
 
@@ -30,7 +30,8 @@ from gankit.eval.prdc import density_coverage, precision_recall
 # classifier on the source), "points" (a toy run with a known density), "pixels" (raw images).
 METRICS = {
     "fid": "features", "kid": "features", "pr": "features", "dc": "features",
-    "cs": "logits", "modes": "points", "divergences": "points", "parzen": "pixels",
+    "cs": "logits", "stacked-modes": "logits", "modes": "points", "divergences": "points",
+    "parzen": "pixels",
 }
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -49,8 +50,9 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
             of images, a tensor, or a `.npz` of cached FID statistics (mu, sigma). Toy runs need
             none: their data distribution is known.
         metrics: names from `METRICS`: fid, kid, pr (precision/recall, k=3), dc
-            (density/coverage, k=5), cs (classifier score), modes (2D toy), divergences (1D
-            toy), parzen (Parzen-window log-likelihood).
+            (density/coverage, k=5), cs (classifier score), stacked-modes (Stacked MNIST's
+            1,000 modes, each channel classified), modes (2D toy), divergences (1D toy), parzen
+            (Parzen-window log-likelihood).
         features: the feature extractor's name (see `gankit.eval.features`).
         n: how many samples to draw from the source (and from a dataset reference).
         seed: seed of the noise and of the reference subset.
@@ -189,6 +191,10 @@ def _image_metrics(samples, reference, metrics, features, n, seed, data_root, ca
     results: dict[str, float] = {}
     if "cs" in metrics:
         results[f"classifier_score/{tag}"] = classifier_score(extractor.logits(samples))
+    if "stacked-modes" in metrics:
+        found = stacked_mnist_modes(samples, extractor.logits)
+        results[f"stacked_modes/{tag}"] = float(found["modes"])
+        results[f"stacked_reverse_kl/{tag}"] = found["reverse_kl"]
     feature_metrics = [m for m in metrics if METRICS[m] == "features"]
     if feature_metrics or "parzen" in metrics:
         if reference is None:
@@ -317,6 +323,8 @@ PROTOCOLS = {
     "mnist": (("fid", "kid", "pr", "dc", "cs"), "mnist:test", "mnist", 10000),
     "fashion-mnist": (("fid", "kid", "pr", "dc", "cs"), "fashion-mnist:test", "fashion-mnist",
                       10000),
+    # PacGAN's protocol: 26,000 samples, each channel classified by the MNIST classifier.
+    "stacked-mnist": (("stacked-modes",), None, "mnist", 26000),
 }
 
 
