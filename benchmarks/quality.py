@@ -19,17 +19,8 @@ import torch
 
 from gankit.config import load_config
 from gankit.data import build_dataset
-from gankit.eval.evaluate import PROTOCOLS, evaluate
+from gankit.eval.evaluate import PROTOCOLS
 from gankit.train.loop import Trainer
-
-
-def measure(trainer: Trainer, metrics, reference, features, n) -> dict[str, float]:
-    objective = trainer.objective
-    latent = objective.sample_latent(n, torch.Generator().manual_seed(0), trainer.device)
-    with torch.inference_mode():
-        samples = torch.cat([objective.sample(chunk).float().cpu() for chunk in latent.split(1000)])
-    return evaluate(samples, reference, metrics, features=features or "mnist", n=n,
-                    toy_distribution=getattr(trainer.data, "distribution", None))
 
 
 def main() -> None:
@@ -44,11 +35,15 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
 
+    overrides = {"train.steps": 10**9, "log.progress": False, "log.sample_every": 10**9,
+                 "log.checkpoint_every": 10**9}
+    if args.metrics:
+        overrides["log.eval_metrics"] = args.metrics.split(",")
+    if args.n:
+        overrides["log.eval_n"] = args.n
     # Train for as long as the budget allows: the preset's own step count is not the limit.
-    config = load_config(args.preset, {"train.steps": 10**9, "log.progress": False,
-                                       "log.sample_every": 10**9, "log.checkpoint_every": 10**9})
-    metrics, reference, features, n = PROTOCOLS[config.data.name]
-    metrics = tuple(args.metrics.split(",")) if args.metrics else metrics
+    config = load_config(args.preset, overrides)
+    _, reference, features, n = PROTOCOLS[config.data.name]
     n = args.n or n
     data = build_dataset(config.data, args.data_root)
     trainer = Trainer(config, args.out / args.preset, data, data_root=args.data_root)
@@ -59,11 +54,11 @@ def main() -> None:
             trainer.train_step()
             trainer.step += 1
         trained += time.perf_counter() - started
-        results = measure(trainer, metrics, reference, features, n)
+        trainer.elapsed = trained  # evaluation time is not training time
+        results = trainer.evaluate()  # also logged to the run's metrics.jsonl
         rows.append({"minutes": round(trained / 60, 2), "step": trainer.step, **results})
         print(json.dumps(rows[-1]), flush=True)
         next_point = min(next_point + args.every * 60, args.minutes * 60)
-    trainer.elapsed = trained
     trainer.save()
 
     keys = [k for k in rows[0] if k not in ("minutes", "step")]

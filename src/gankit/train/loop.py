@@ -79,6 +79,7 @@ class Trainer:
                  data_root: str | Path | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data = data
         self.data_root = data_root
         self.device = resolve_device(config.train.device)
@@ -154,7 +155,6 @@ class Trainer:
     def fit(self) -> Path:
         """Train until `config.train.steps`, writing the run folder; returns its path."""
         config, log = self.config, self.config.log
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / CONFIG_FILE, to_yaml(config))
         sums: dict[str, torch.Tensor] = {}
         window = 0
