@@ -19,7 +19,7 @@ TINY = {
     "model.latent_dim": 8, "model.g_hidden": [16], "model.d_hidden": [16],
     "train.batch_size": 16, "train.steps": 12, "log.every": 4, "log.sample_every": 6,
     "log.checkpoint_every": 6, "log.progress": False, "log.toy_points": 200,
-    "log.n_samples": 16,
+    "log.n_samples": 16, "log.tensorboard": False,
 }
 
 

@@ -177,3 +177,16 @@ def test_weight_average_is_saved_resumed_and_loaded(tmp_path):
     assert loaded.generator is loaded.objective.generator_ema
     for key, value in loaded.generator.state_dict().items():
         assert torch.equal(value, reference[key]), key
+
+
+def test_tensorboard_events_hold_the_logged_scalars(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer = make_trainer(tmp_path, **{"log.tensorboard": True})
+    run = trainer.fit()
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    d_loss = events.Scalars("d_loss")
+    assert [e.step for e in d_loss] == [4, 8, 12]
+    logged = [json.loads(line)["d_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [e.value for e in d_loss] == pytest.approx(logged, rel=1e-5)

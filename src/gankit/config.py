@@ -87,6 +87,7 @@ class LogConfig:
     n_samples: int = 64  # images in a grid, or points in a toy frame are toy_points
     toy_points: int = 2000
     progress: bool = True
+    tensorboard: bool = True  # also write TensorBoard events into the run folder
     # Metrics measured during training on the sampling generator (gankit.eval.evaluate);
     # 0 turns them off. Empty metrics / 0 samples use the data's default protocol.
     eval_every: int = 0

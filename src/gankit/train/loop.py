@@ -107,6 +107,11 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumes
         self.pictures = RunPictures(self.run_dir, data, self.objective, self.fixed_latent)
+        self.events = None
+        if config.log.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # imported only when asked for
+
+            self.events = SummaryWriter(str(self.run_dir / "tensorboard"))
 
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         train = self.config.train
@@ -200,6 +205,8 @@ class Trainer:
         if self.step % log.sample_every != 0:
             self.pictures.snapshot(self.step)
         figures = self.pictures.finish(self.step)
+        if self.events is not None:
+            self.events.close()
         write_report(self.run_dir, config, self.objective, self.data, self.elapsed,
                      self.step, figures)
         return self.run_dir
@@ -227,6 +234,11 @@ class Trainer:
     def _append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / METRICS_FILE, "a") as handle:
             handle.write(json.dumps(record) + "\n")
+        if self.events is not None:
+            for key, value in record.items():
+                if key not in ("step", "time"):
+                    self.events.add_scalar(key, value, record["step"])
+            self.events.flush()
 
     # ----------------------------------------------------------------- checkpoints
 
