@@ -188,5 +188,6 @@ def test_tensorboard_events_hold_the_logged_scalars(tmp_path):
     events.Reload()
     d_loss = events.Scalars("d_loss")
     assert [e.step for e in d_loss] == [4, 8, 12]
-    logged = [json.loads(line)["d_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(line)["d_loss"] for line in lines]
     assert [e.value for e in d_loss] == pytest.approx(logged, rel=1e-5)
