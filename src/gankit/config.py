@@ -27,7 +27,7 @@ DEFAULT_PRESET = "digits-mlp"
 class DataConfig:
     """Where the real samples come from."""
 
-    # gaussian-1d | ring | grid | digits | mnist | fashion-mnist | stacked-mnist
+    # gaussian-1d | ring | grid | digits | mnist | fashion-mnist | stacked-mnist | usps
     name: str = "digits"
     split: str = "train"
 
@@ -115,7 +115,7 @@ MODEL_SECTIONS = ("model", "loss", "data")
 
 _CHOICES = {
     "data.name": ("gaussian-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
-                  "stacked-mnist"),
+                  "stacked-mnist", "usps"),
     "data.split": ("train", "test"),
     "model.arch": ("mlp",),
     "model.latent": ("normal", "uniform"),

@@ -11,6 +11,7 @@ from gankit.data.images import IDX_FOLDERS, ImageData, load_digits, load_idx_dat
 from gankit.data.root import resolve_data_root
 from gankit.data.stacked_mnist import StackedMNIST
 from gankit.data.toy import TOY_DATASETS, ToyDistribution
+from gankit.data.usps import load_usps
 
 
 class PointData:
@@ -40,6 +41,8 @@ def build_dataset(config: DataConfig, data_root: str | Path | None = None
     if config.name == "stacked-mnist":
         # Fresh triples every batch: the 1,000-mode distribution itself, not a fixed sample.
         return StackedMNIST(load_idx_dataset("mnist", resolve_data_root(data_root), config.split))
+    if config.name == "usps":
+        return load_usps(resolve_data_root(data_root), config.split)
     if config.name in IDX_FOLDERS:
         return load_idx_dataset(config.name, resolve_data_root(data_root), config.split)
     raise ValueError(f"unknown dataset {config.name!r}")  # config validation stops this first

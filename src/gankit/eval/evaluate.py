@@ -10,7 +10,6 @@ on disk, keyed by extractor, dataset, split, n and seed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -187,7 +186,7 @@ def _image_metrics(samples, reference, metrics, features, n, seed, data_root, ca
     from gankit.eval.features import load_extractor
 
     extractor = load_extractor(features, device=device)
-    tag = f"{extractor.name}/n{n}"
+    tag = f"{extractor_label(extractor)}/n{n}"
     results: dict[str, float] = {}
     if "cs" in metrics:
         results[f"classifier_score/{tag}"] = classifier_score(extractor.logits(samples))
@@ -293,8 +292,9 @@ def _reference_features(reference, extractor, n, seed, data_root, cache_dir) -> 
         raise GankitError(f"reference {reference!r} is not a dataset name, folder or tensor")
     spec = reference if ":" in reference else f"{reference}:test"
     folder = Path(cache_dir) if cache_dir else cache_root().parent / "features"
-    digest = _weights_digest(extractor)
-    path = folder / extractor.name / f"{spec.replace(':', '-')}-n{n}-seed{seed}-{digest}.npy"
+    digest = extractor.weights_sha256[:12]  # retrained weights must not reuse cached features
+    path = (folder / extractor_label(extractor)
+            / f"{spec.replace(':', '-')}-n{n}-seed{seed}-{digest}.npy")
     if path.is_file():
         return np.load(path)
     real = extractor.features(_dataset_images(spec, n, seed, data_root)).double().numpy()
@@ -305,13 +305,13 @@ def _reference_features(reference, extractor, n, seed, data_root, cache_dir) -> 
     return real
 
 
-def _weights_digest(net: torch.nn.Module) -> str:
-    """A short hash of a net's weights: retrained weights must not reuse cached features."""
-    digest = hashlib.sha256()
-    for key, value in sorted(net.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:12]
+def extractor_label(extractor) -> str:
+    """The name a metric key carries: the exact weights, e.g. "mnist-cnn"."""
+    from gankit.eval.features import CLASSIFIERS
+
+    spec = CLASSIFIERS.get(extractor.name)
+    # torchvision's Inception-v3, not the TF-ported FID network: say so in every key.
+    return spec.weights if spec is not None else "inception-v3-torchvision"
 
 
 # The measurement protocol gankit uses for a run when the user names none: per dataset, the
