@@ -26,7 +26,7 @@ def test_hand_made_case_with_k_1():
     # r4's (0.901). Every fake is in some ball: precision 4/4; density (1+2+1+2) / (1*4) = 1.5.
     # r2's ball holds no fake (nearest 1.118 > 1): coverage 3/4.
     # Fake radii: 3.536, 0.559, 1.803, 0.559. r1 and r2 lie in f1's ball (0.5, 1.118), r3 in
-    # f3's (1.5 <= 1.803); r4 is 1 from f2, 0.901 from f4, 2.5 from f3, 5.22 from f1: recall 3/4.
+    # f3's (1.5 < 1.803); r4 is 1 from f2, 0.901 from f4, 2.5 from f3, 5.22 from f1: recall 3/4.
     assert precision_recall(REAL, FAKE, k=1) == {"precision": 1.0, "recall": 0.75}
     assert density_coverage(REAL, FAKE, k=1) == {"density": 1.5, "coverage": 0.75}
     # Swapping the roles swaps precision and recall.
@@ -49,24 +49,23 @@ def test_hand_made_case_with_k_2():
 
 
 @pytest.mark.parametrize("k", [1, 2])
-def test_identical_sets_give_density_k_plus_one_over_k(k):
-    # Each closed ball B(x_i, NND_k(x_i)) holds x_i itself and its k nearest neighbours (no
-    # other real point sits at exactly that distance here), so every real ball holds k + 1 of
-    # the identical fake points: density = N (k + 1) / (k N), not 1. The prdc package's strict
-    # < leaves out the k-th neighbour and gives exactly 1.
-    expected = {"precision": 1.0, "recall": 1.0, "density": (k + 1) / k, "coverage": 1.0}
-    assert prdc(REAL, REAL, k_pr=k, k_dc=k) == expected
+def test_identical_sets_give_one_on_every_metric(k):
+    # Each open ball B(x_i, NND_k(x_i)) holds x_i itself and its k - 1 nearest neighbours (the
+    # k-th lies on the boundary, and these exact coordinates leave no rounding), so every real
+    # ball holds k of the identical fake points: density = N k / (k N) = 1.
+    assert prdc(REAL, REAL, k_pr=k, k_dc=k) == {
+        "precision": 1.0, "recall": 1.0, "density": 1.0, "coverage": 1.0}
 
 
 def test_identical_random_sets():
     # With random float32 points the k-th neighbour's distance is computed twice, as x_i's
-    # radius and as a membership test, in different matmuls; the two may differ in the last
-    # bit, so that tie can fall outside and density is at most (k + 1) / k. Each point's
-    # distance to itself (~0) is far inside its own ball, so the other three are exactly 1.
+    # radius and as a membership test; if the two round differently that boundary point can
+    # fall inside, so density lies in [1, (k + 1) / k] and in practice very near 1. Each
+    # point's distance to itself (~0) is far inside its own ball: the other three are exactly 1.
     points = torch.randn(300, 10, generator=torch.Generator().manual_seed(0))
     result = prdc(points, points, k_pr=3, k_dc=5)
     assert (result["precision"], result["recall"], result["coverage"]) == (1.0, 1.0, 1.0)
-    assert 1.0 + 1.0 / 5 - 0.01 <= result["density"] <= 1.0 + 1.0 / 5
+    assert 1.0 <= result["density"] <= 1.01
 
 
 def float64_reference(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
@@ -75,10 +74,10 @@ def float64_reference(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, f
     # Column 0 of each sorted row is the point itself (distance 0): column k is the k-th other.
     real_radii = np.sort(real_real, axis=1)[:, k]
     fake_radii = np.sort(fake_fake, axis=1)[:, k]
-    inside_real_balls = real_fake <= real_radii[:, None]  # (n_real, n_fake)
+    inside_real_balls = real_fake < real_radii[:, None]  # (n_real, n_fake)
     return {
         "precision": inside_real_balls.any(axis=0).mean(),
-        "recall": (real_fake <= fake_radii[None, :]).any(axis=1).mean(),
+        "recall": (real_fake < fake_radii[None, :]).any(axis=1).mean(),
         "density": inside_real_balls.sum() / (k * len(fake)),
         "coverage": inside_real_balls.any(axis=1).mean(),
     }

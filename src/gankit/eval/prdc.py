@@ -8,13 +8,13 @@ balls: density counts how many real balls each fake sample falls in (divided by 
 expectation when both sets come from one distribution), coverage is the fraction of real balls
 that hold at least one fake sample.
 
-Balls are closed (distance <= radius), as in Kynkäänniemi et al.'s definition and code; the
-prdc package of Naeem et al. uses strict <. The two differ only on exact ties, which have
-probability 0 for continuous features, so both give the same numbers there. On two identical
-sets they differ: a closed ball holds its centre and its k nearest neighbours, so density is
-(k + 1) / k, not 1 (with strict < it is 1). In float32 the k-th neighbour's distance is computed
-twice, as a radius and as a membership test, in different matmuls that may round differently,
-so such a tie can fall just outside and density comes out a little below (k + 1) / k.
+Balls are open (distance < radius), as in Naeem et al.'s prdc package, whose published example
+these numbers reproduce: a ball B(x_i, NND_k(x_i)) then holds x_i and its k - 1 nearest
+neighbours, so two identical sets give precision = recall = coverage = density = 1.
+(Kynkäänniemi et al. use closed balls; the two differ only on exact ties, which have
+probability 0 for continuous features, but closed balls give density (k + 1) / k on identical
+sets.) In float32 a tie can still round either way, so identical random sets give a density a
+hair above 1.
 
 Distances are computed by torch in float32, chunk by chunk, so memory stays bounded (a chunk of
 1024 rows against 10k points is 40 MB). No library fits: scikit-learn's NearestNeighbors gives
@@ -115,12 +115,12 @@ def _ball_statistics(
     for start in range(0, len(fake), chunk_size):
         block = _distances(fake[start : start + chunk_size], real)  # (chunk, n_real)
         if k_pr is not None:
-            inside_real_balls = block <= real_radii[k_pr]
+            inside_real_balls = block < real_radii[k_pr]
             fakes_in_real_support += int(inside_real_balls.any(dim=1).sum())
-            inside_fake_balls = block <= fake_radii[start : start + chunk_size, None]
+            inside_fake_balls = block < fake_radii[start : start + chunk_size, None]
             reals_in_fake_support |= inside_fake_balls.any(dim=0)
         if k_dc is not None:
-            inside_real_balls = block <= real_radii[k_dc]
+            inside_real_balls = block < real_radii[k_dc]
             balls_holding_fakes += int(inside_real_balls.sum())
             reals_covered |= inside_real_balls.any(dim=0)
     results = {}
