@@ -191,3 +191,20 @@ def test_tensorboard_events_hold_the_logged_scalars(tmp_path):
     lines = (run / "metrics.jsonl").read_text().splitlines()
     logged = [json.loads(line)["d_loss"] for line in lines]
     assert [e.value for e in d_loss] == pytest.approx(logged, rel=1e-5)
+
+
+def test_bf16_precision_runs_the_phases_under_autocast_with_fp32_weights(tmp_path):
+    trainer = make_trainer(tmp_path, **{"train.precision": "bf16"})
+    seen = []
+    trainer.objective.discriminator.register_forward_hook(
+        lambda module, inputs, output: seen.append(output.dtype))
+    stats = trainer.train_step()
+    assert seen and all(dtype == torch.bfloat16 for dtype in seen)
+    assert all(torch.isfinite(value) for value in stats.values())
+    assert all(p.dtype == torch.float32 for p in trainer.objective.parameters())
+    fp32 = make_trainer(tmp_path, "fp32")
+    fp32.objective.discriminator.register_forward_hook(
+        lambda module, inputs, output: seen.append(output.dtype))
+    seen.clear()
+    fp32.train_step()
+    assert seen and all(dtype == torch.float32 for dtype in seen)

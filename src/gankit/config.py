@@ -73,6 +73,9 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam only
     ema: float = 0.0  # decay of the moving average of G's weights used for samples; 0 = off
     device: str = "auto"  # auto | cpu | cuda
+    # bf16 runs the phases under autocast (weights and optimizer stay fp32): the largest single
+    # speed-up for conv GANs on CPUs with bf16 units (DESIGN.md's measurements).
+    precision: str = "fp32"  # fp32 | bf16
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
 
 
@@ -126,6 +129,7 @@ _CHOICES = {
     "loss.generator": ("minimax", "non-saturating", "maximum-likelihood"),
     "train.optimizer": ("adam", "sgd"),
     "train.device": ("auto", "cpu", "cuda"),
+    "train.precision": ("fp32", "bf16"),
 }
 _POSITIVE = (
     "model.latent_dim", "model.latent_range", "train.steps", "train.batch_size", "train.d_steps",

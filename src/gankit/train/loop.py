@@ -135,7 +135,8 @@ class Trainer:
             for _ in range(self.config.train.d_steps):
                 real = self.data.sample(batch, self.data_rng).to(device, non_blocking=True)
                 latent = self.objective.sample_latent(batch, self.latent_rng, device)
-                d_loss, d_stats = self.objective.discriminator_phase(real, latent)
+                with self._autocast():
+                    d_loss, d_stats = self.objective.discriminator_phase(real, latent)
                 d_optimizer.zero_grad(set_to_none=True)
                 d_loss.backward()
                 d_optimizer.step()
@@ -143,7 +144,7 @@ class Trainer:
         g_optimizer = self.optimizers.get("generator")
         if g_optimizer is not None:
             latent = self.objective.sample_latent(batch, self.latent_rng, device)
-            with frozen(self.objective.discriminator):
+            with frozen(self.objective.discriminator), self._autocast():
                 g_loss, g_stats = self.objective.generator_phase(latent)
             g_optimizer.zero_grad(set_to_none=True)
             g_loss.backward()
@@ -154,6 +155,11 @@ class Trainer:
                 self.weight_average.update(self.objective.generator)
             stats.update(g_stats)
         return stats
+
+    def _autocast(self):
+        """Mixed precision for the forward passes (backward follows the recorded dtypes)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.config.train.precision == "bf16")
 
     # ----------------------------------------------------------------- the run
 
