@@ -106,3 +106,13 @@ def test_sample_count_must_be_positive(tmp_path):
     model = gankit.load(train_tiny("digits-mlp", tmp_path / "a"))
     with pytest.raises(GankitError, match="n=0"):
         model.sample(0)
+
+
+def test_a_dcgan_config_trains_saves_and_loads(tmp_path):
+    run = gankit.train("mnist-mlp", out=tmp_path / "dcgan", **{
+        **TINY, "model.arch": "dcgan", "model.width": 8, "train.steps": 3,
+        "train.precision": "bf16"})
+    model = gankit.load(run)
+    assert type(model.generator).__name__ == "DCGANGenerator"
+    images = model.sample(5, seed=0)
+    assert images.shape == (5, 1, 28, 28) and images.abs().max() <= 1

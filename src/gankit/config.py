@@ -36,7 +36,9 @@ class DataConfig:
 class ModelConfig:
     """The players. Changing any of these makes a checkpoint incompatible."""
 
-    arch: str = "mlp"
+    arch: str = "mlp"  # mlp | dcgan
+    width: int = 64  # dcgan: channels of the widest-resolution conv layer (ngf = ndf)
+    d_spectral_norm: bool = False  # dcgan: spectral norm on D's convs in place of batch norm
     latent_dim: int = 100
     latent: str = "normal"  # normal | uniform
     latent_range: float = 1.0  # uniform noise is U[-latent_range, latent_range]
@@ -120,7 +122,7 @@ _CHOICES = {
     "data.name": ("gaussian-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
                   "stacked-mnist", "usps"),
     "data.split": ("train", "test"),
-    "model.arch": ("mlp",),
+    "model.arch": ("mlp", "dcgan"),
     "model.latent": ("normal", "uniform"),
     "model.g_activation": ("relu", "leaky_relu", "tanh", "softplus"),
     "model.d_activation": ("relu", "leaky_relu", "tanh", "softplus"),
@@ -132,7 +134,8 @@ _CHOICES = {
     "train.precision": ("fp32", "bf16"),
 }
 _POSITIVE = (
-    "model.latent_dim", "model.latent_range", "train.steps", "train.batch_size", "train.d_steps",
+    "model.latent_dim", "model.latent_range", "model.width", "train.steps", "train.batch_size",
+    "train.d_steps",
     "log.every", "log.sample_every", "log.checkpoint_every", "log.keep_checkpoints",
     "log.n_samples", "log.toy_points",
 )

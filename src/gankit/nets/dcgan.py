@@ -1,0 +1,175 @@
+"""Convolutional players: DCGAN (Radford et al. 2016) as in pytorch/examples, at 28, 32 and 64 px.
+
+The generator starts from a small map (4x4, or 7x7 for 28 px) and doubles it with strided
+transposed convolutions; the discriminator mirrors it with strided convolutions. Batch norm always
+takes its defaults (eps=1e-5, momentum=0.1) and is only ever given keyword arguments: a well-known
+repository wrote `BatchNorm2d(c, 0.8)`, which sets eps where momentum was meant.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
+
+# Side of the first generator map (and of the last discriminator map) for each supported size,
+# and how many width multiples the widest layer has: 64 px -> 8w, 32 px -> 4w, 28 px -> 2w.
+START_SIZES = {28: 7, 32: 4, 64: 4}
+WIDEST = {28: 2, 32: 4, 64: 8}
+
+
+def image_size(image_shape: tuple[int, ...]) -> int:
+    """The side of a square (C, H, W) image shape that DCGAN supports (28, 32 or 64).
+
+    Args:
+        image_shape: shape of one image, (channels, height, width).
+
+    Returns:
+        The side in pixels.
+
+    Raises:
+        ValueError: if the shape is not (C, S, S) with S in 28, 32, 64.
+    """
+    if len(image_shape) != 3 or image_shape[1] != image_shape[2]:
+        raise ValueError(f"DCGAN needs a square (C, H, W) image shape, got {tuple(image_shape)}")
+    size = image_shape[1]
+    if size not in START_SIZES:
+        raise ValueError(f"DCGAN supports 28, 32 and 64 px images, got {size} px")
+    return size
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN's initialisation for one module; use as `net.apply(dcgan_init)`.
+
+    Conv and transposed-conv weights ~ N(0, 0.02), batch-norm weights ~ N(1, 0.02), biases 0.
+
+    Args:
+        module: any module; those that are not convs or batch norms are left alone.
+    """
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if module.bias is not None:
+            # Start every unit unbiased, as the batch-norm biases do.
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, mean=1.0, std=0.02)
+        nn.init.zeros_(module.bias)
+
+
+class DCGANGenerator(nn.Module):
+    """z (N x latent_dim) -> images (N x C x H x W) in [-1, 1].
+
+    Layers (w = width, C = channels; every ConvTranspose2d but the last has no bias and is
+    followed by BatchNorm2d + ReLU; the last is followed by tanh):
+
+    - 64 px: ConvT(latent, 8w, k4, s1, p0) -> 4x4, ConvT(8w, 4w, k4, s2, p1) -> 8x8,
+      ConvT(4w, 2w) -> 16x16, ConvT(2w, w) -> 32x32, ConvT(w, C) -> 64x64: 5 transposed convs.
+    - 32 px: ConvT(latent, 4w, k4, s1, p0) -> 4x4, ConvT(4w, 2w, k4, s2, p1) -> 8x8,
+      ConvT(2w, w) -> 16x16, ConvT(w, C) -> 32x32: 4 transposed convs.
+    - 28 px: ConvT(latent, 2w, k7, s1, p0) -> 7x7, ConvT(2w, w, k4, s2, p1) -> 14x14,
+      ConvT(w, C) -> 28x28: 3 transposed convs.
+
+    Args:
+        latent_dim: size of the noise vector.
+        image_shape: shape of one image, (C, S, S) with S in 28, 32, 64.
+        width: channels of the narrowest hidden layer (w above).
+
+    Raises:
+        ValueError: for an unsupported image shape.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        width: int = 64,
+    ):
+        super().__init__()
+        size = image_size(image_shape)
+        self.latent_dim = latent_dim
+        self.image_shape = tuple(image_shape)
+        start = START_SIZES[size]
+        channels = width * WIDEST[size]
+        # A transposed conv on a 1x1 map with kernel = start is a linear map to start x start.
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(latent_dim, channels, kernel_size=start, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        ]
+        while channels > width:
+            layers += [
+                nn.ConvTranspose2d(channels, channels // 2, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(channels // 2),
+                nn.ReLU(inplace=True),
+            ]
+            channels //= 2
+        layers += [
+            nn.ConvTranspose2d(channels, image_shape[0], 4, stride=2, padding=1),
+            nn.Tanh(),
+        ]
+        self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.net(latent.view(len(latent), self.latent_dim, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """images (N x C x H x W) -> one real/fake logit per sample (N,); no sigmoid.
+
+    Layers (w = width; LeakyReLU(0.2) after every conv but the last; BatchNorm2d after every conv
+    but the first and the last, or spectral norm on every conv and no batch norm at all):
+
+    - 64 px: Conv(C, w, k4, s2, p1) -> 32x32, Conv(w, 2w) -> 16x16, Conv(2w, 4w) -> 8x8,
+      Conv(4w, 8w) -> 4x4, Conv(8w, 1, k4, s1, p0) -> 1x1.
+    - 32 px: Conv(C, w) -> 16x16, Conv(w, 2w) -> 8x8, Conv(2w, 4w) -> 4x4, Conv(4w, 1, k4) -> 1x1.
+    - 28 px: Conv(C, w) -> 14x14, Conv(w, 2w) -> 7x7, Conv(2w, 1, k7) -> 1x1.
+
+    Args:
+        image_shape: shape of one image, (C, S, S) with S in 28, 32, 64.
+        width: channels of the first conv (w above).
+        spectral_norm: spectral norm on every conv in place of batch norm.
+
+    Raises:
+        ValueError: for an unsupported image shape.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        width: int = 64,
+        spectral_norm: bool = False,
+    ):
+        super().__init__()
+        size = image_size(image_shape)
+        self.image_shape = tuple(image_shape)
+        self.spectral_norm = spectral_norm
+        batchnorm = not spectral_norm
+        # No norm on the first conv: normalising the raw images would hide their statistics.
+        layers: list[nn.Module] = [
+            nn.Conv2d(image_shape[0], width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        channels, side = width, size // 2
+        while side > START_SIZES[size]:
+            # A bias right before batch norm would be cancelled by its mean subtraction.
+            layers.append(
+                nn.Conv2d(channels, channels * 2, 4, stride=2, padding=1, bias=not batchnorm)
+            )
+            if batchnorm:
+                layers.append(nn.BatchNorm2d(channels * 2))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            channels, side = channels * 2, side // 2
+        # A valid conv as large as the last map reduces it to one logit.
+        layers.append(nn.Conv2d(channels, 1, kernel_size=side))
+        self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+        if spectral_norm:
+            # After the init: the parametrization divides the initialised weight by its norm.
+            for module in self.net:
+                if isinstance(module, (nn.Conv2d, nn.Linear)):
+                    apply_spectral_norm(module)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # reshape, not view: the (N, 1, 1, 1) output may come back in channels_last strides.
+        return self.net(images).reshape(-1)
