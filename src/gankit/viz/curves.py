@@ -87,14 +87,9 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | Path)
         prob_ax.set_ylabel("mean D output")
         prob_ax.set_xlabel("step")
         prob_ax.grid(alpha=0.3)
-        fig.tight_layout()
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=_DPI)
+        return _save_figure(fig, path)
     finally:
         plt.close(fig)
-    return path
 
 
 def plot_metric_curves(records: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
@@ -126,10 +121,15 @@ def plot_metric_curves(records: Sequence[Mapping[str, Any]], path: str | Path) -
                 ax.set_xlabel(label)
                 ax.set_ylabel(key, fontsize=8)
                 ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=_DPI)
+        return _save_figure(fig, path)
     finally:
         plt.close(fig)
+
+
+def _save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out and write a figure as PNG, creating parent folders; the caller closes it."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=_DPI)
     return path
