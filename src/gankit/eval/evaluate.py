@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gankit.data.images import to_float
 from gankit.data.root import cache_root
 from gankit.errors import GankitError
 from gankit.eval import divergences
@@ -149,7 +150,7 @@ def read_image_folder(folder: Path, n: int | None = None) -> torch.Tensor:
         raise GankitError(f"{folder}: images of different sizes {sorted(shapes)[:3]}")
     stacked = torch.from_numpy(np.stack(arrays))
     stacked = stacked.unsqueeze(1) if stacked.dim() == 3 else stacked.permute(0, 3, 1, 2)
-    return stacked.float() / 127.5 - 1.0
+    return to_float(stacked)
 
 
 # ----------------------------------------------------------------------------- toy metrics
@@ -279,7 +280,7 @@ def _dataset_images(spec: str, n: int | None, seed: int, data_root) -> torch.Ten
     if n > len(data):
         raise GankitError(f"n={n} is larger than {spec}, which holds {len(data)} images")
     index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
-    return data.images[index].float() / 127.5 - 1.0
+    return to_float(data.images[index])
 
 
 def _reference_features(reference, extractor, n, seed, data_root, cache_dir) -> np.ndarray:
