@@ -158,3 +158,25 @@ def density_on_grid(distribution: torch.distributions.Distribution, grid: np.nda
     with torch.no_grad():
         log_density = distribution.log_prob(points)
     return log_density.exp().cpu().numpy()
+
+
+def toy_divergences(samples: np.ndarray, distribution) -> dict[str, float]:
+    """KL both ways and the JSD between a 1D toy distribution and a KDE of samples.
+
+    Args:
+        samples: 1D generated samples.
+        distribution: a `gankit.data.toy.ToyDistribution` in 1D (it knows its density).
+
+    Returns:
+        {"kl_data_g", "kl_g_data", "jsd"} in nats, integrated on mean ± 10 std.
+
+    Raises:
+        ValueError: all samples equal (a collapsed generator has no density), from kde_density.
+    """
+    mean, std = float(distribution.means[0, 0]), distribution.std
+    grid = np.linspace(mean - 10 * std, mean + 10 * std, 4001)
+    p_data = distribution.density(torch.from_numpy(grid)[:, None]).numpy()
+    p_g = kde_density(samples, grid)
+    return {"kl_data_g": kl_divergence(p_data, p_g, grid),
+            "kl_g_data": kl_divergence(p_g, p_data, grid),
+            "jsd": js_divergence(p_data, p_g, grid)}

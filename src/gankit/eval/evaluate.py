@@ -170,13 +170,8 @@ def _toy_metrics(samples: torch.Tensor, distribution, metrics: Sequence[str], n:
     if "divergences" in metrics:
         if samples.shape[1] != 1:
             raise GankitError(f"divergences needs 1D points, got shape {tuple(samples.shape)}")
-        mean, std = float(distribution.means[0, 0]), distribution.std
-        grid = np.linspace(mean - 10 * std, mean + 10 * std, 4001)
-        p_data = distribution.density(torch.from_numpy(grid)[:, None]).numpy()
-        p_g = divergences.kde_density(samples[:, 0].numpy(), grid)
-        results.update({f"kl_data_g/n{n}": divergences.kl_divergence(p_data, p_g, grid),
-                        f"kl_g_data/n{n}": divergences.kl_divergence(p_g, p_data, grid),
-                        f"jsd/n{n}": divergences.js_divergence(p_data, p_g, grid)})
+        found = divergences.toy_divergences(samples[:, 0].numpy(), distribution)
+        results.update({f"{key}/n{n}": value for key, value in found.items()})
     return results
 
 
