@@ -36,6 +36,9 @@ class DataConfig:
 class ModelConfig:
     """The players. Changing any of these makes a checkpoint incompatible."""
 
+    # The game (gankit.objectives): gan | projection (conditional, projection D) | acgan
+    objective: str = "gan"
+    num_classes: int = 10  # conditional objectives: how many labels
     arch: str = "mlp"  # mlp | dcgan
     width: int = 64  # dcgan: channels of the widest-resolution conv layer (ngf = ndf)
     d_spectral_norm: bool = False  # dcgan: spectral norm on D's convs in place of batch norm
@@ -122,6 +125,7 @@ _CHOICES = {
     "data.name": ("gaussian-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
                   "stacked-mnist", "usps"),
     "data.split": ("train", "test"),
+    "model.objective": ("gan", "projection", "acgan"),
     "model.arch": ("mlp", "dcgan"),
     "model.latent": ("normal", "uniform"),
     "model.g_activation": ("relu", "leaky_relu", "tanh", "softplus"),
@@ -134,8 +138,8 @@ _CHOICES = {
     "train.precision": ("fp32", "bf16"),
 }
 _POSITIVE = (
-    "model.latent_dim", "model.latent_range", "model.width", "train.steps", "train.batch_size",
-    "train.d_steps",
+    "model.latent_dim", "model.latent_range", "model.num_classes", "model.width", "train.steps",
+    "train.batch_size", "train.d_steps",
     "log.every", "log.sample_every", "log.checkpoint_every", "log.keep_checkpoints",
     "log.n_samples", "log.toy_points",
 )

@@ -7,6 +7,8 @@ detached scalar statistics for the logs.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -24,6 +26,9 @@ class Objective(nn.Module):
 
     generator: nn.Module
     discriminator: nn.Module | None
+    # Whether `generator_phase` needs a real batch (a VAE's reconstruction or feature matching
+    # does; a plain GAN's G step does not, and drawing one would cost a batch every step).
+    generator_uses_real = False
 
     def __init__(self, latent_dim: int, latent: str = "normal", latent_range: float = 1.0):
         super().__init__()
@@ -69,8 +74,14 @@ class Objective(nn.Module):
         """G(z) from `sampler`, for pictures, sampling and evaluation."""
         return self.sampler(latent)
 
-    def discriminator_phase(self, real: torch.Tensor, latent: torch.Tensor) -> PhaseResult:
+    def real_batch(self, data, n: int, generator: torch.Generator) -> Any:
+        """The real minibatch a phase receives: images or points here; objectives that need
+        labels or pairs override this (a tensor or a tuple of tensors, moved to the device)."""
+        return data.sample(n, generator)
+
+    def discriminator_phase(self, real: Any, latent: torch.Tensor) -> PhaseResult:
         raise NotImplementedError
 
-    def generator_phase(self, latent: torch.Tensor) -> PhaseResult:
+    def generator_phase(self, latent: torch.Tensor, real: Any = None) -> PhaseResult:
+        """G's loss; `real` is a real batch only when `generator_uses_real` is set."""
         raise NotImplementedError

@@ -59,7 +59,7 @@ class GANObjective(Objective):
         stats["d_fake"] = losses.d_probability(fake_logits.detach()).mean()
         return d_loss, stats
 
-    def generator_phase(self, latent: torch.Tensor) -> PhaseResult:
+    def generator_phase(self, latent: torch.Tensor, real=None) -> PhaseResult:
         fake_logits = self.discriminator(self.generator(latent))
         g_loss = losses.generator_loss(fake_logits, self.g_loss_kind)
         return g_loss, {"g_loss": g_loss.detach(),

@@ -133,7 +133,8 @@ class Trainer:
         d_optimizer = self.optimizers.get("discriminator")
         if d_optimizer is not None:
             for _ in range(self.config.train.d_steps):
-                real = self.data.sample(batch, self.data_rng).to(device, non_blocking=True)
+                real = to_device(self.objective.real_batch(self.data, batch, self.data_rng),
+                                 device)
                 latent = self.objective.sample_latent(batch, self.latent_rng, device)
                 with self._autocast():
                     d_loss, d_stats = self.objective.discriminator_phase(real, latent)
@@ -144,8 +145,12 @@ class Trainer:
         g_optimizer = self.optimizers.get("generator")
         if g_optimizer is not None:
             latent = self.objective.sample_latent(batch, self.latent_rng, device)
+            real = None
+            if self.objective.generator_uses_real:
+                real = to_device(self.objective.real_batch(self.data, batch, self.data_rng),
+                                 device)
             with frozen(self.objective.discriminator), self._autocast():
-                g_loss, g_stats = self.objective.generator_phase(latent)
+                g_loss, g_stats = self.objective.generator_phase(latent, real)
             g_optimizer.zero_grad(set_to_none=True)
             g_loss.backward()
             if want_grad_norm:
@@ -283,6 +288,13 @@ class Trainer:
         self.latent_rng.set_state(rng["latent"].cpu())
         self.penalty_rng.set_state(rng["penalty"].cpu())
         torch.set_rng_state(rng["torch"].cpu())
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """A tensor or a tuple of tensors (images with labels, input-target pairs) on `device`."""
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(part, device) for part in batch)
+    return batch.to(device, non_blocking=True)
 
 
 def _grad_norm(net: nn.Module) -> torch.Tensor:
