@@ -1,4 +1,4 @@
-"""`gankit train | presets | sample`: the command line, a thin layer over `gankit.api`."""
+"""`gankit train | presets | sample | eval | study`: the command line, a thin layer over `gankit.api`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--data-root", type=Path, help="folder holding the datasets")
     evaluation.add_argument("--json", type=Path, help="also write the results to this file")
+
+    study = commands.add_parser("study", help="reproduce one of the seeds' comparisons")
+    study.add_argument("name", nargs="?", help="the study (omit to list them)")
+    study.add_argument("--out", type=Path, help="folder to write (default: runs/study-NAME)")
+    study.add_argument("--data-root", type=Path, help="folder holding the datasets")
+    study.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
 
@@ -70,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             return _presets()
         if args.command == "eval":
             return _eval(args)
+        if args.command == "study":
+            return _study(args)
         return _sample(args)
     except GankitError as error:
         print(f"gankit: error: {error}", file=sys.stderr)
@@ -153,6 +161,17 @@ def _eval(args: argparse.Namespace) -> int:
     append_evaluation(args.run, int(state["step"]), float(state["elapsed"]), results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from gankit.studies import run_study, study_descriptions
+
+    if args.name is None:
+        for name, description in study_descriptions().items():
+            print(f"{name:<14}  {description}")
+        return 0
+    print(run_study(args.name, args.out, args.data_root, progress=not args.no_progress))
     return 0
 
 

@@ -1,6 +1,12 @@
-"""Objectives: what one discriminator phase and one generator phase compute from a batch."""
+"""Objectives: what one discriminator phase and one generator phase compute from a batch.
+
+`model.objective` names the game; each entry of `BUILDERS` turns a run config into that
+objective with freshly initialised players.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -10,9 +16,8 @@ from gankit.objectives.base import Objective
 from gankit.objectives.gan import GANObjective
 
 
-def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
-                    penalty_generator: torch.Generator | None = None) -> Objective:
-    """The objective (with freshly initialised players) that a run config describes."""
+def _gan(config: RunConfig, sample_shape: tuple[int, ...],
+         penalty_generator: torch.Generator | None) -> Objective:
     model, loss = config.model, config.loss
     return GANObjective(
         build_generator(model, sample_shape), build_discriminator(model, sample_shape),
@@ -21,4 +26,14 @@ def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
         latent_dim=model.latent_dim, latent=model.latent, latent_range=model.latent_range)
 
 
-__all__ = ["GANObjective", "Objective", "build_objective"]
+# model.objective -> builder(config, sample_shape, penalty_generator) -> Objective
+BUILDERS: dict[str, Callable[..., Objective]] = {"gan": _gan}
+
+
+def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
+                    penalty_generator: torch.Generator | None = None) -> Objective:
+    """The objective (with freshly initialised players) that a run config describes."""
+    return BUILDERS[config.model.objective](config, sample_shape, penalty_generator)
+
+
+__all__ = ["BUILDERS", "GANObjective", "Objective", "build_objective"]
