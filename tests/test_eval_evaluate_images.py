@@ -9,6 +9,7 @@ import gankit
 from conftest import TINY
 from gankit.config import DataConfig
 from gankit.data import build_dataset
+from gankit.data.images import to_float
 from gankit.data.root import resolve_data_root
 from gankit.errors import GankitError
 from gankit.eval.evaluate import evaluate
@@ -70,3 +71,15 @@ def test_bad_image_requests_are_one_line(tmp_path):
     with pytest.raises(GankitError, match="n=20000 is larger than mnist:test"):
         evaluate(torch.zeros(20000, 1, 28, 28), "mnist:test", ["fid"], n=20000,
                  cache_dir=tmp_path)
+
+
+def test_label_accuracy_of_real_digits_against_their_own_and_shuffled_labels():
+    data = build_dataset(DataConfig(name="mnist", split="test"))
+    images, labels = to_float(data.images[:2000]), data.labels[:2000]
+    right = evaluate(images, metrics=["label-acc"], n=2000, labels=labels)
+    # The shipped classifier's test accuracy is 99.54%: that is what true labels must score.
+    assert right["label_accuracy/mnist-cnn/n2000"] == pytest.approx(0.995, abs=0.006)
+    shifted = evaluate(images, metrics=["label-acc"], n=2000, labels=(labels + 1) % 10)
+    assert shifted["label_accuracy/mnist-cnn/n2000"] < 0.01
+    with pytest.raises(GankitError, match="label-acc needs a conditional run"):
+        evaluate(images, metrics=["label-acc"], n=2000)

@@ -113,25 +113,51 @@ class TrainedGAN:
     def discriminator(self) -> nn.Module | None:
         return self.objective.discriminator
 
+    @property
+    def num_classes(self) -> int:
+        """How many labels a conditional model takes (0 for an unconditional one)."""
+        return getattr(self.objective, "num_classes", 0)
+
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 1024) -> torch.Tensor:
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 1024,
+               labels: Sequence[int] | torch.Tensor | None = None) -> torch.Tensor:
         """n samples on the CPU: images in [-1, 1] as N x C x H x W, or points as N x d.
 
         Args:
             n: how many samples.
             seed: seed of the noise; None draws fresh noise.
             batch_size: how many to generate at once (bounds memory).
+            labels: conditional models only: the classes to draw, repeated in turn to fill n
+                (labels=[3] gives n threes; labels=[0, 1] alternates); None draws them uniformly.
         """
         if n < 1:
             raise GankitError(f"n={n} must be >= 1")
+        if labels is not None:
+            labels = self._label_sequence(labels, n)
         rng = torch.Generator()
         rng.manual_seed(seed) if seed is not None else rng.seed()
         device = self.objective.device
         chunks = []
         for start in range(0, n, batch_size):
-            latent = self.objective.sample_latent(min(batch_size, n - start), rng, device)
+            size = min(batch_size, n - start)
+            if labels is None:
+                latent = self.objective.sample_latent(size, rng, device)
+            else:
+                latent = self.objective.sample_latent(size, rng, device,
+                                                      labels[start:start + size])
             chunks.append(self.objective.sample(latent).float().cpu())
         return torch.cat(chunks)
+
+    def _label_sequence(self, labels, n: int) -> torch.Tensor:
+        if not self.num_classes:
+            raise GankitError(f"{self.config.name} is not a conditional model: it takes no labels")
+        labels = torch.as_tensor(labels, dtype=torch.int64).flatten()
+        if len(labels) == 0:
+            raise GankitError("labels is empty: give at least one class")
+        outside = labels[(labels < 0) | (labels >= self.num_classes)]
+        if len(outside):
+            raise GankitError(f"label {int(outside[0])} is not in 0..{self.num_classes - 1}")
+        return labels.repeat((n + len(labels) - 1) // len(labels))[:n]
 
 
 def load(run_or_checkpoint: str | Path, device: str = "cpu") -> TrainedGAN:

@@ -1,4 +1,4 @@
-"""`gankit train | presets | sample | eval | study`: the command line, a thin layer over `gankit.api`."""
+"""The `gankit` command line (train, presets, sample, eval, study): a thin layer over the API."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ USAGE_EXAMPLES = """examples:
   gankit train toy-gaussian train.d_steps=2     # a preset with a dotted override
   gankit train --resume runs/toy-gaussian train.steps=6000
   gankit sample runs/toy-gaussian -n 1000 --npy
+  gankit sample runs/mnist-cgan --labels 0,1,2 -n 30
 """
 
 
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", type=Path, help="PNG path (default: RUN/sample.png)")
     sample.add_argument("--npy", action="store_true",
                         help="also save the raw samples as .npy beside the PNG")
+    sample.add_argument("--labels", help="conditional runs: classes to draw in turn, e.g. "
+                                         "0,1,2 (one column of the grid each)")
     evaluation = commands.add_parser(
         "eval", help="measure a run (FID, KID, precision/recall, modes, ...) and record it")
     evaluation.add_argument("run", type=Path, help="run folder")
@@ -124,12 +127,13 @@ def _sample(args: argparse.Namespace) -> int:
     from gankit.viz.grid import save_image_grid
     from gankit.viz.toy import plot_samples
 
+    labels = _parse_labels(args.labels) if args.labels else None
     model = load(args.run)
-    samples = model.sample(args.n, seed=args.seed)
+    samples = model.sample(args.n, seed=args.seed, labels=labels)
     run_dir = model.checkpoint.parent.parent
     out = args.out if args.out is not None else run_dir / "sample.png"
     if samples.dim() == 4:
-        save_image_grid(samples, out)
+        save_image_grid(samples, out, nrow=len(labels) if labels else None)
     else:
         plot_samples(samples.numpy(), out, title=f"{args.n} samples of {model.config.name}")
     print(out)
@@ -140,17 +144,25 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_labels(text: str) -> list[int]:
+    try:
+        return [int(item) for item in text.split(",")]
+    except ValueError:
+        raise GankitError(f"--labels {text!r} must be comma-separated integers, e.g. 0,1,2"
+                          ) from None
+
+
 def _eval(args: argparse.Namespace) -> int:
     import json
 
     from gankit.config import from_dict
-    from gankit.eval.evaluate import PROTOCOLS, default_protocol, describe, evaluate
+    from gankit.eval.evaluate import default_protocol, describe, evaluate, run_protocol
     from gankit.train.checkpoint import load_checkpoint
     from gankit.train.report import append_evaluation
 
     _, state, _ = load_checkpoint(args.run)
     config = from_dict(state["config"])
-    defaults = PROTOCOLS.get(config.data.name, ((), None, None, None))
+    defaults = run_protocol(config.data.name, config.model.objective)
     metrics = tuple(args.metrics.split(",")) if args.metrics else defaults[0]
     if not metrics:
         default_protocol(config.data.name)  # raises the one-line explanation

@@ -56,6 +56,12 @@ class ImageData:
         index = torch.randint(len(self.images), (n,), generator=generator)
         return to_float(self.images[index])
 
+    def sample_labeled(self, n: int, generator: torch.Generator | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """n (image, label) pairs drawn like `sample`, for conditional games."""
+        index = torch.randint(len(self.images), (n,), generator=generator)
+        return to_float(self.images[index]), self.labels[index]
+
     def first(self, n: int) -> torch.Tensor:
         """The first n images in [-1, 1], a fixed set for pictures."""
         return to_float(self.images[:n])

@@ -30,8 +30,8 @@ from gankit.eval.prdc import density_coverage, precision_recall
 # classifier on the source), "points" (a toy run with a known density), "pixels" (raw images).
 METRICS = {
     "fid": "features", "kid": "features", "pr": "features", "dc": "features",
-    "cs": "logits", "stacked-modes": "logits", "modes": "points", "divergences": "points",
-    "parzen": "pixels",
+    "cs": "logits", "label-acc": "logits", "stacked-modes": "logits", "modes": "points",
+    "divergences": "points", "parzen": "pixels",
 }
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -40,7 +40,7 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
              features: str = "mnist", n: int = 10000, seed: int = 0, *,
              latent_dim: int | None = None, data_root: str | Path | None = None,
              cache_dir: str | Path | None = None, device: str = "cpu",
-             toy_distribution=None) -> dict[str, float]:
+             toy_distribution=None, labels: torch.Tensor | None = None) -> dict[str, float]:
     """Measure samples against a reference.
 
     Args:
@@ -50,9 +50,11 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
             of images, a tensor, or a `.npz` of cached FID statistics (mu, sigma). Toy runs need
             none: their data distribution is known.
         metrics: names from `METRICS`: fid, kid, pr (precision/recall, k=3), dc
-            (density/coverage, k=5), cs (classifier score), stacked-modes (Stacked MNIST's
-            1,000 modes, each channel classified), modes (2D toy), divergences (1D toy), parzen
-            (Parzen-window log-likelihood).
+            (density/coverage, k=5), cs (classifier score), label-acc (the share of a
+            conditional model's samples the classifier assigns to their requested label; a
+            conditional run is sampled with every label equally often), stacked-modes
+            (Stacked MNIST's 1,000 modes, each channel classified), modes (2D toy),
+            divergences (1D toy), parzen (Parzen-window log-likelihood).
         features: the feature extractor's name (see `gankit.eval.features`).
         n: how many samples to draw from the source (and from a dataset reference).
         seed: seed of the noise and of the reference subset.
@@ -61,6 +63,7 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
         cache_dir: where reference features are cached (default ~/.cache/gankit/features).
         device: where the extractor and the generator run.
         toy_distribution: the known data distribution, for toy metrics on a tensor source.
+        labels: the requested label of each sample of a tensor source, for label-acc.
 
     Returns:
         A flat dict of floats, keyed "metric/extractor/nN" (or "metric/nN" without extractor).
@@ -70,8 +73,11 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
         raise GankitError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
     if n < 2:
         raise GankitError(f"n={n} must be at least 2")
-    samples, distribution = _source_samples(source, n, seed, latent_dim, device)
+    samples, distribution, run_labels = _source_samples(source, n, seed, latent_dim, device)
     distribution = distribution if distribution is not None else toy_distribution
+    labels = run_labels if labels is None else _first(torch.as_tensor(labels), n, "labels")
+    if "label-acc" in metrics and labels is None:
+        raise GankitError("label-acc needs a conditional run, or labels for the source samples")
     needs = {METRICS[m] for m in metrics}
     results: dict[str, float] = {}
     if "points" in needs:
@@ -81,7 +87,7 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
             raise GankitError(f"metrics {', '.join(metrics)} need images, got samples of shape "
                               f"{tuple(samples.shape)}")
         results.update(_image_metrics(samples, reference, metrics, features, n, seed,
-                                      data_root, cache_dir, device))
+                                      data_root, cache_dir, device, labels))
     return results
 
 
@@ -89,9 +95,9 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
 
 
 def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, device: str):
-    """(samples, toy distribution or None) for any kind of source."""
+    """(samples, toy distribution or None, requested labels or None) for any kind of source."""
     if isinstance(source, torch.Tensor):
-        return _first(source, n, "the source tensor"), None
+        return _first(source, n, "the source tensor"), None, None
     if callable(source) and not isinstance(source, (str, Path)):
         if latent_dim is None:
             raise GankitError("a callable source needs latent_dim, the size of its noise z")
@@ -101,18 +107,20 @@ def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, devi
             for start in range(0, n, 1000):
                 latent = torch.randn(min(1000, n - start), latent_dim, generator=rng)
                 chunks.append(source(latent.to(device)).float().cpu())
-        return torch.cat(chunks), None
+        return torch.cat(chunks), None, None
     path = Path(source)
     if (path / "checkpoints").is_dir() or (path / "state.pt").is_file():
         from gankit.api import load  # a run folder: rebuild its generator
         from gankit.data.toy import TOY_DATASETS
 
         model = load(path, device=device)
-        samples = model.sample(n, seed=seed)
+        # A conditional model is asked for every label equally often (0, 1, ..., K-1, 0, ...).
+        labels = torch.arange(n) % model.num_classes if model.num_classes else None
+        samples = model.sample(n, seed=seed, labels=labels)
         name = model.config.data.name
-        return samples, TOY_DATASETS[name]() if name in TOY_DATASETS else None
+        return samples, TOY_DATASETS[name]() if name in TOY_DATASETS else None, labels
     if path.is_dir():
-        return read_image_folder(path, n), None
+        return read_image_folder(path, n), None, None
     raise GankitError(f"source {source!r} is not a run folder, an image folder, a tensor or a "
                       "callable")
 
@@ -178,14 +186,19 @@ def _toy_metrics(samples: torch.Tensor, distribution, metrics: Sequence[str], n:
 # ----------------------------------------------------------------------------- image metrics
 
 
-def _image_metrics(samples, reference, metrics, features, n, seed, data_root, cache_dir, device):
+def _image_metrics(samples, reference, metrics, features, n, seed, data_root, cache_dir, device,
+                   labels):
     from gankit.eval.features import load_extractor
 
     extractor = load_extractor(features, device=device)
     tag = f"{extractor_label(extractor)}/n{n}"
     results: dict[str, float] = {}
-    if "cs" in metrics:
-        results[f"classifier_score/{tag}"] = classifier_score(extractor.logits(samples))
+    if "cs" in metrics or "label-acc" in metrics:
+        logits = extractor.logits(samples)
+        if "cs" in metrics:
+            results[f"classifier_score/{tag}"] = classifier_score(logits)
+        if "label-acc" in metrics:
+            results[f"label_accuracy/{tag}"] = label_accuracy(logits, labels)
     if "stacked-modes" in metrics:
         found = stacked_mnist_modes(samples, extractor.logits)
         results[f"stacked_modes/{tag}"] = float(found["modes"])
@@ -233,6 +246,13 @@ def classifier_score(logits: torch.Tensor) -> float:
     marginal = torch.logsumexp(log_probs, dim=0) - np.log(len(log_probs))
     kl = (log_probs.exp() * (log_probs - marginal)).sum(dim=1)
     return float(kl.mean().exp())
+
+
+def label_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of samples whose classifier label is the label they were generated for."""
+    if len(logits) != len(labels):
+        raise GankitError(f"{len(labels)} labels for {len(logits)} samples")
+    return float((logits.argmax(dim=1).cpu() == labels.cpu()).double().mean())
 
 
 def parzen_metrics(samples: torch.Tensor, reference: Any, n: int, seed: int,
@@ -322,6 +342,19 @@ PROTOCOLS = {
     # PacGAN's protocol: 26,000 samples, each channel classified by the MNIST classifier.
     "stacked-mnist": (("stacked-modes",), None, "mnist", 26000),
 }
+
+
+# Objectives whose samples answer a requested label: their protocol adds label-acc.
+CONDITIONAL_OBJECTIVES = ("projection", "acgan")
+
+
+def run_protocol(data_name: str, objective: str = "gan"
+                 ) -> tuple[tuple[str, ...], str | None, str | None, int]:
+    """(metrics, reference, features, n) for a run, or empty metrics where gankit has none."""
+    metrics, reference, features, n = PROTOCOLS.get(data_name, ((), None, None, 0))
+    if metrics and objective in CONDITIONAL_OBJECTIVES:
+        metrics = (*metrics, "label-acc")
+    return metrics, reference, features, n
 
 
 def default_protocol(data_name: str) -> tuple[tuple[str, ...], str | None, str | None, int]:

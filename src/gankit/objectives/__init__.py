@@ -6,13 +6,16 @@ objective with freshly initialised players.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
 
 from gankit.config import RunConfig
 from gankit.nets import build_discriminator, build_generator
+from gankit.nets.conditional import AuxiliaryClassifierDiscriminator, ProjectionDiscriminator
 from gankit.objectives.base import Objective
+from gankit.objectives.conditional import ConditionalGANObjective
 from gankit.objectives.gan import GANObjective
 
 
@@ -26,8 +29,28 @@ def _gan(config: RunConfig, sample_shape: tuple[int, ...],
         latent_dim=model.latent_dim, latent=model.latent, latent_range=model.latent_range)
 
 
+def _conditional(config: RunConfig, sample_shape: tuple[int, ...],
+                 penalty_generator: torch.Generator | None) -> Objective:
+    model, loss = config.model, config.loss
+    classes = model.num_classes
+    # The generator reads [z, one_hot(y)]: an ordinary generator with K more inputs.
+    generator = build_generator(dataclasses.replace(model, latent_dim=model.latent_dim + classes),
+                                sample_shape)
+    body = build_discriminator(model, sample_shape)
+    if model.objective == "projection":
+        discriminator = ProjectionDiscriminator(body, classes, model.d_spectral_norm)
+    else:
+        discriminator = AuxiliaryClassifierDiscriminator(body, classes)
+    return ConditionalGANObjective(
+        generator, discriminator, classes, conditioning=model.objective, loss=loss.name,
+        generator_loss=loss.generator, gp_weight=loss.gp_weight, r1_weight=loss.r1_weight,
+        penalty_generator=penalty_generator, latent_dim=model.latent_dim, latent=model.latent,
+        latent_range=model.latent_range)
+
+
 # model.objective -> builder(config, sample_shape, penalty_generator) -> Objective
-BUILDERS: dict[str, Callable[..., Objective]] = {"gan": _gan}
+BUILDERS: dict[str, Callable[..., Objective]] = {
+    "gan": _gan, "projection": _conditional, "acgan": _conditional}
 
 
 def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
@@ -36,4 +59,4 @@ def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
     return BUILDERS[config.model.objective](config, sample_shape, penalty_generator)
 
 
-__all__ = ["BUILDERS", "GANObjective", "Objective", "build_objective"]
+__all__ = ["BUILDERS", "ConditionalGANObjective", "GANObjective", "Objective", "build_objective"]

@@ -59,6 +59,11 @@ class Objective(nn.Module):
             noise = torch.randn(n, self.latent_dim, generator=generator)
         return noise.to(device)
 
+    def fixed_latent(self, n: int, generator: torch.Generator,
+                     device: torch.device | str = "cpu") -> torch.Tensor:
+        """The noise of the run's picture grids (conditional objectives order the labels)."""
+        return self.sample_latent(n, generator, device)
+
     @property
     def sampler(self) -> nn.Module:
         """The generator to draw samples from: the weight average where one exists."""

@@ -101,7 +101,7 @@ class Trainer:
             self.weight_average = WeightAverage(self.objective.generator, config.train.ema)
             self.objective.generator_ema = self.weight_average.average
         n_fixed = config.log.toy_points if data.kind == "points" else config.log.n_samples
-        self.fixed_latent = objective.sample_latent(
+        self.fixed_latent = objective.fixed_latent(
             n_fixed, torch.Generator().manual_seed(seed + 3), self.device)
         self.progress = config.log.progress if progress is None else progress
         self.step = 0
@@ -224,21 +224,25 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Measure the sampling generator now (log.eval_metrics) and log it with step and time."""
-        from gankit.eval.evaluate import PROTOCOLS, evaluate
+        from gankit.eval.evaluate import evaluate, run_protocol
 
         log = self.config.log
-        metrics, reference, features, n = PROTOCOLS.get(self.config.data.name,
-                                                        ((), None, None, 0))
+        metrics, reference, features, n = run_protocol(self.config.data.name,
+                                                       self.config.model.objective)
         metrics = tuple(log.eval_metrics) or metrics
         n = log.eval_n or n
-        latent = self.objective.sample_latent(n, torch.Generator().manual_seed(self.config.seed),
-                                              self.device)
+        # fixed_latent: a conditional game is asked for every label equally often.
+        latent = self.objective.fixed_latent(n, torch.Generator().manual_seed(self.config.seed),
+                                             self.device)
         with torch.inference_mode():
             samples = torch.cat([self.objective.sample(chunk).float().cpu()
                                  for chunk in latent.split(1000)])
+        labels = (self.objective.labels_of(latent).cpu()
+                  if hasattr(self.objective, "labels_of") else None)
         toy = getattr(self.data, "distribution", None)
         results = evaluate(samples, reference, metrics, features=features or "mnist", n=n,
-                           seed=self.config.seed, data_root=self.data_root, toy_distribution=toy)
+                           seed=self.config.seed, data_root=self.data_root, toy_distribution=toy,
+                           labels=labels)
         self._append_metrics({"step": self.step, "time": round(self.elapsed, 3), **results})
         return results
 
