@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from gankit.config import DataConfig
+from gankit.data.faces import load_olivetti
 from gankit.data.images import IDX_FOLDERS, ImageData, load_digits, load_idx_dataset
 from gankit.data.root import resolve_data_root
 from gankit.data.stacked_mnist import StackedMNIST
@@ -41,6 +42,8 @@ def build_dataset(config: DataConfig, data_root: str | Path | None = None
     if config.name == "stacked-mnist":
         # Fresh triples every batch: the 1,000-mode distribution itself, not a fixed sample.
         return StackedMNIST(load_idx_dataset("mnist", resolve_data_root(data_root), config.split))
+    if config.name == "olivetti":
+        return load_olivetti(resolve_data_root(data_root))
     if config.name == "usps":
         return load_usps(resolve_data_root(data_root), config.split)
     if config.name in IDX_FOLDERS:

@@ -25,7 +25,7 @@ def _gan(config: RunConfig, sample_shape: tuple[int, ...],
     return GANObjective(
         build_generator(model, sample_shape), build_discriminator(model, sample_shape),
         loss=loss.name, generator_loss=loss.generator, gp_weight=loss.gp_weight,
-        r1_weight=loss.r1_weight, penalty_generator=penalty_generator,
+        r1_weight=loss.r1_weight, penalty_generator=penalty_generator, augment=loss.augment,
         latent_dim=model.latent_dim, latent=model.latent, latent_range=model.latent_range)
 
 
@@ -44,8 +44,8 @@ def _conditional(config: RunConfig, sample_shape: tuple[int, ...],
     return ConditionalGANObjective(
         generator, discriminator, classes, conditioning=model.objective, loss=loss.name,
         generator_loss=loss.generator, gp_weight=loss.gp_weight, r1_weight=loss.r1_weight,
-        penalty_generator=penalty_generator, latent_dim=model.latent_dim, latent=model.latent,
-        latent_range=model.latent_range)
+        penalty_generator=penalty_generator, augment=loss.augment, latent_dim=model.latent_dim,
+        latent=model.latent, latent_range=model.latent_range)
 
 
 # model.objective -> builder(config, sample_shape, penalty_generator) -> Objective

@@ -82,8 +82,8 @@ class ConditionalGANObjective(GANObjective):
         fake = self.generate(latent)
         if self.r1_weight > 0:
             images = images.detach().requires_grad_(True)
-        real_logits, real_classes = self._judge(images, labels)
-        fake_logits, fake_classes = self._judge(fake, fake_labels)
+        real_logits, real_classes = self._judge(self.augmented(images), labels)
+        fake_logits, fake_classes = self._judge(self.augmented(fake), fake_labels)
         d_loss = losses.discriminator_loss(real_logits, fake_logits, self.d_loss_kind)
         stats = {"d_loss": d_loss.detach()}
         if real_classes is not None:
@@ -109,7 +109,7 @@ class ConditionalGANObjective(GANObjective):
 
     def generator_phase(self, latent: torch.Tensor, real=None) -> PhaseResult:
         labels = self.labels_of(latent)
-        fake_logits, fake_classes = self._judge(self.generator(latent), labels)
+        fake_logits, fake_classes = self._judge(self.augmented(self.generator(latent)), labels)
         g_loss = losses.generator_loss(fake_logits, self.g_loss_kind)
         stats = {"g_loss": g_loss.detach(),
                  "d_fake_g": losses.d_probability(fake_logits.detach()).mean()}

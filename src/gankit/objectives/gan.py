@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from gankit import losses
+from gankit.augment import diff_augment, parse_policy
 from gankit.objectives.base import Objective, PhaseResult
 
 
@@ -20,14 +21,17 @@ class GANObjective(Objective):
             "non-saturating" or "maximum-likelihood". Other families use their own G loss.
         gp_weight: weight of the WGAN-GP gradient penalty (0 disables it).
         r1_weight: gamma of the R1 penalty, added as gamma/2 * E|grad D(x)|^2 (0 disables it).
-        penalty_generator: the RNG for the penalty's interpolation weights.
+        penalty_generator: the RNG for the penalty's interpolation weights and augmentations.
+        augment: DiffAugment ops applied to every image D sees, e.g. "color,translation,cutout"
+            ("" for none).
         latent_dim, latent, latent_range: the noise prior (see `Objective`).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: str = "standard",
                  generator_loss: str = "non-saturating", gp_weight: float = 0.0,
                  r1_weight: float = 0.0, penalty_generator: torch.Generator | None = None,
-                 latent_dim: int = 100, latent: str = "normal", latent_range: float = 1.0):
+                 augment: str = "", latent_dim: int = 100, latent: str = "normal",
+                 latent_range: float = 1.0):
         super().__init__(latent_dim, latent, latent_range)
         self.generator = generator
         self.discriminator = discriminator
@@ -36,14 +40,21 @@ class GANObjective(Objective):
         self.gp_weight = gp_weight
         self.r1_weight = r1_weight
         self.penalty_generator = penalty_generator
+        self.augment_ops = parse_policy(augment)
+
+    def augmented(self, images: torch.Tensor) -> torch.Tensor:
+        """What D sees of a batch: the DiffAugment ops applied, or the batch itself."""
+        if not self.augment_ops:
+            return images
+        return diff_augment(images, self.augment_ops, self.penalty_generator)
 
     def discriminator_phase(self, real: torch.Tensor, latent: torch.Tensor) -> PhaseResult:
         # D's step needs G(z) only as data: no graph through G.
         fake = self.generate(latent)
         if self.r1_weight > 0:
             real = real.detach().requires_grad_(True)
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake)
+        real_logits = self.discriminator(self.augmented(real))
+        fake_logits = self.discriminator(self.augmented(fake))
         d_loss = losses.discriminator_loss(real_logits, fake_logits, self.d_loss_kind)
         stats = {"d_loss": d_loss.detach()}
         if self.gp_weight > 0:
@@ -60,7 +71,7 @@ class GANObjective(Objective):
         return d_loss, stats
 
     def generator_phase(self, latent: torch.Tensor, real=None) -> PhaseResult:
-        fake_logits = self.discriminator(self.generator(latent))
+        fake_logits = self.discriminator(self.augmented(self.generator(latent)))
         g_loss = losses.generator_loss(fake_logits, self.g_loss_kind)
         return g_loss, {"g_loss": g_loss.detach(),
                         "d_fake_g": losses.d_probability(fake_logits.detach()).mean()}
