@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from gankit.augment import parse_policy
 from gankit.errors import GankitError
 
 DEFAULT_PRESET = "digits-mlp"
@@ -27,9 +28,13 @@ DEFAULT_PRESET = "digits-mlp"
 class DataConfig:
     """Where the real samples come from."""
 
-    # gaussian-1d | ring | grid | digits | mnist | fashion-mnist | stacked-mnist | usps
+    # gaussian-1d | ring | grid | digits | mnist | fashion-mnist | stacked-mnist | usps | olivetti
     name: str = "digits"
     split: str = "train"
+    # Pixels of background (uint8 0) added on each side of every image when the dataset is
+    # built, e.g. 2 to take 28-px Fashion-MNIST to the 32 px of model.arch=resnet. Metrics crop
+    # samples back to the data's own size, which the feature extractors take.
+    pad: int = 0
 
 
 @dataclass
@@ -39,8 +44,9 @@ class ModelConfig:
     # The game (gankit.objectives): gan | projection (conditional, projection D) | acgan
     objective: str = "gan"
     num_classes: int = 10  # conditional objectives: how many labels
-    arch: str = "mlp"  # mlp | dcgan
-    width: int = 64  # dcgan: channels of the widest-resolution conv layer (ngf = ndf)
+    arch: str = "mlp"  # mlp | dcgan | resnet (SNGAN, 32 px only; D always spectrally normed)
+    width: int = 64  # dcgan: channels of the widest-resolution conv layer (ngf = ndf);
+    # resnet: channels of every residual block (SNGAN's ch)
     d_spectral_norm: bool = False  # dcgan: spectral norm on D's convs in place of batch norm
     latent_dim: int = 100
     latent: str = "normal"  # normal | uniform
@@ -62,6 +68,8 @@ class LossConfig:
     generator: str = "non-saturating"  # minimax | non-saturating | maximum-likelihood (standard)
     gp_weight: float = 0.0  # WGAN-GP weight (lambda)
     r1_weight: float = 0.0  # R1 weight (gamma); the penalty added is gamma/2 * E|grad D(x)|^2
+    # DiffAugment ops on every image D sees, comma-separated: color, translation, cutout.
+    augment: str = ""
 
 
 @dataclass
@@ -123,10 +131,10 @@ MODEL_SECTIONS = ("model", "loss", "data")
 
 _CHOICES = {
     "data.name": ("gaussian-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
-                  "stacked-mnist", "usps"),
+                  "stacked-mnist", "usps", "olivetti"),
     "data.split": ("train", "test"),
     "model.objective": ("gan", "projection", "acgan"),
-    "model.arch": ("mlp", "dcgan"),
+    "model.arch": ("mlp", "dcgan", "resnet"),
     "model.latent": ("normal", "uniform"),
     "model.g_activation": ("relu", "leaky_relu", "tanh", "softplus"),
     "model.d_activation": ("relu", "leaky_relu", "tanh", "softplus"),
@@ -145,7 +153,7 @@ _POSITIVE = (
 )
 _NON_NEGATIVE = (
     "loss.gp_weight", "loss.r1_weight", "train.g_lr", "train.d_lr", "train.momentum",
-    "train.threads", "model.d_dropout", "log.eval_every", "log.eval_n",
+    "train.threads", "model.d_dropout", "log.eval_every", "log.eval_n", "data.pad",
 )
 
 
@@ -163,6 +171,10 @@ def validate(config: RunConfig) -> RunConfig:
             raise GankitError(f"{key}={flat[key]!r} must be >= 0")
     if config.model.d_dropout >= 1:
         raise GankitError(f"model.d_dropout={config.model.d_dropout!r} must be < 1")
+    try:
+        parse_policy(config.loss.augment)
+    except ValueError as error:
+        raise GankitError(f"loss.augment={config.loss.augment!r}: {error}") from None
     if not 0 <= config.train.ema < 1:
         raise GankitError(f"train.ema={config.train.ema!r} must be in [0, 1)")
     if len(config.train.betas) != 2 or not all(0 <= b < 1 for b in config.train.betas):
