@@ -79,7 +79,7 @@ class ConditionalGANObjective(GANObjective):
     def discriminator_phase(self, real, latent: torch.Tensor) -> PhaseResult:
         images, labels = real
         fake_labels = self.labels_of(latent)
-        fake = self.generate(latent)
+        fake = self.fake_for_discriminator(latent)
         if self.r1_weight > 0:
             images = images.detach().requires_grad_(True)
         real_logits, real_classes = self._judge(self.augmented(images), labels)
@@ -109,7 +109,8 @@ class ConditionalGANObjective(GANObjective):
 
     def generator_phase(self, latent: torch.Tensor, real=None) -> PhaseResult:
         labels = self.labels_of(latent)
-        fake_logits, fake_classes = self._judge(self.augmented(self.generator(latent)), labels)
+        fake_logits, fake_classes = self._judge(self.augmented(self.fake_for_generator(latent)),
+                                                labels)
         g_loss = losses.generator_loss(fake_logits, self.g_loss_kind)
         stats = {"g_loss": g_loss.detach(),
                  "d_fake_g": losses.d_probability(fake_logits.detach()).mean()}

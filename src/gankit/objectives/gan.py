@@ -41,6 +41,25 @@ class GANObjective(Objective):
         self.r1_weight = r1_weight
         self.penalty_generator = penalty_generator
         self.augment_ops = parse_policy(augment)
+        # Set by the loop (train.share_fake): the D phase keeps G(z) with its graph for the G
+        # phase of the same latent, instead of the G phase generating it again.
+        self.share_fake = False
+        self._kept: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def fake_for_discriminator(self, latent: torch.Tensor) -> torch.Tensor:
+        """G(z) as data for D's phase (no gradient into G from it)."""
+        if not self.share_fake:
+            return self.generate(latent)
+        fake = self.generator(latent)
+        self._kept = (latent, fake)
+        return fake.detach()
+
+    def fake_for_generator(self, latent: torch.Tensor) -> torch.Tensor:
+        """G(z) with its graph for G's phase: the kept one when D's phase made it from `latent`."""
+        kept, self._kept = self._kept, None
+        if kept is not None and kept[0] is latent:
+            return kept[1]
+        return self.generator(latent)
 
     def augmented(self, images: torch.Tensor) -> torch.Tensor:
         """What D sees of a batch: the DiffAugment ops applied, or the batch itself."""
@@ -50,7 +69,7 @@ class GANObjective(Objective):
 
     def discriminator_phase(self, real: torch.Tensor, latent: torch.Tensor) -> PhaseResult:
         # D's step needs G(z) only as data: no graph through G.
-        fake = self.generate(latent)
+        fake = self.fake_for_discriminator(latent)
         if self.r1_weight > 0:
             real = real.detach().requires_grad_(True)
         real_logits = self.discriminator(self.augmented(real))
@@ -71,7 +90,7 @@ class GANObjective(Objective):
         return d_loss, stats
 
     def generator_phase(self, latent: torch.Tensor, real=None) -> PhaseResult:
-        fake_logits = self.discriminator(self.augmented(self.generator(latent)))
+        fake_logits = self.discriminator(self.augmented(self.fake_for_generator(latent)))
         g_loss = losses.generator_loss(fake_logits, self.g_loss_kind)
         return g_loss, {"g_loss": g_loss.detach(),
                         "d_fake_g": losses.d_probability(fake_logits.detach()).mean()}

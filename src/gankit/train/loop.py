@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gankit.config import RunConfig, to_yaml
+from gankit.data.images import crop_padding
 from gankit.objectives import Objective, build_objective
 from gankit.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from gankit.train.ema import WeightAverage
@@ -40,11 +41,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(params: list[nn.Parameter], name: str, lr: float, momentum: float,
-                   betas: list[float]) -> torch.optim.Optimizer:
-    """SGD with momentum (the seeds' choice) or Adam."""
+                   betas: list[float], fused: bool = False) -> torch.optim.Optimizer:
+    """SGD with momentum (the seeds' choice) or Adam; `fused` updates all weights in one kernel."""
+    # fused=None is torch's own choice (its for-each or per-tensor loop), not "off".
+    fused = True if fused else None
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, fused=fused)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=fused)
 
 
 @contextlib.contextmanager
@@ -95,11 +98,22 @@ class Trainer:
         if objective is None:
             objective = build_objective(config, tuple(data.shape), self.penalty_rng)
         self.objective = objective.to(self.device)
+        self.memory_format = torch.contiguous_format
+        if config.train.channels_last:
+            self.memory_format = torch.channels_last
+            self.objective.to(memory_format=torch.channels_last)  # 4D weights only
         self.optimizers = self._build_optimizers()
         self.weight_average = None
         if config.train.ema > 0:
             self.weight_average = WeightAverage(self.objective.generator, config.train.ema)
             self.objective.generator_ema = self.weight_average.average
+        share = config.train.share_fake and config.train.d_steps == 1
+        if share and hasattr(self.objective, "share_fake"):
+            self.objective.share_fake = True
+        if config.train.compile:
+            # In place: state_dict keys, checkpoints and the EMA copy stay those of plain nets.
+            for net in self.objective.players().values():
+                net.compile()
         n_fixed = config.log.toy_points if data.kind == "points" else config.log.n_samples
         self.fixed_latent = objective.fixed_latent(
             n_fixed, torch.Generator().manual_seed(seed + 3), self.device)
@@ -121,7 +135,8 @@ class Trainer:
             params = [p for p in net.parameters() if p.requires_grad]
             if params:  # a fixed player (no trainable weights) has no phase
                 optimizers[name] = make_optimizer(params, train.optimizer, learning_rates[name],
-                                                  train.momentum, train.betas)
+                                                  train.momentum, train.betas,
+                                                  train.fused_optimizer)
         return optimizers
 
     # ----------------------------------------------------------------- one iteration
@@ -134,7 +149,7 @@ class Trainer:
         if d_optimizer is not None:
             for _ in range(self.config.train.d_steps):
                 real = to_device(self.objective.real_batch(self.data, batch, self.data_rng),
-                                 device)
+                                 device, self.memory_format)
                 latent = self.objective.sample_latent(batch, self.latent_rng, device)
                 with self._autocast():
                     d_loss, d_stats = self.objective.discriminator_phase(real, latent)
@@ -144,11 +159,12 @@ class Trainer:
             stats.update(d_stats)  # the last of the k steps speaks for them
         g_optimizer = self.optimizers.get("generator")
         if g_optimizer is not None:
-            latent = self.objective.sample_latent(batch, self.latent_rng, device)
+            if not getattr(self.objective, "share_fake", False) or d_optimizer is None:
+                latent = self.objective.sample_latent(batch, self.latent_rng, device)
             real = None
             if self.objective.generator_uses_real:
                 real = to_device(self.objective.real_batch(self.data, batch, self.data_rng),
-                                 device)
+                                 device, self.memory_format)
             with frozen(self.objective.discriminator), self._autocast():
                 g_loss, g_stats = self.objective.generator_phase(latent, real)
             g_optimizer.zero_grad(set_to_none=True)
@@ -227,6 +243,12 @@ class Trainer:
         from gankit.eval.evaluate import evaluate, run_protocol
 
         log = self.config.log
+        # An objective may measure itself (a semi-supervised D's test error); then the sample
+        # metrics run only when log.eval_metrics names them.
+        own = self.objective.evaluate_extra(self.data_root)
+        if own and not log.eval_metrics:
+            self._append_metrics({"step": self.step, "time": round(self.elapsed, 3), **own})
+            return own
         metrics, reference, features, n = run_protocol(self.config.data.name,
                                                        self.config.model.objective)
         metrics = tuple(log.eval_metrics) or metrics
@@ -237,10 +259,12 @@ class Trainer:
         with torch.inference_mode():
             samples = torch.cat([self.objective.sample(chunk).float().cpu()
                                  for chunk in latent.split(1000)])
+        # Padded training data (data.pad): crop samples back to the size the metrics take.
+        samples = crop_padding(samples, self.config.data.pad)
         labels = (self.objective.labels_of(latent).cpu()
                   if hasattr(self.objective, "labels_of") else None)
         toy = getattr(self.data, "distribution", None)
-        results = evaluate(samples, reference, metrics, features=features or "mnist", n=n,
+        results = own | evaluate(samples, reference, metrics, features=features or "mnist", n=n,
                            seed=self.config.seed, data_root=self.data_root, toy_distribution=toy,
                            labels=labels)
         self._append_metrics({"step": self.step, "time": round(self.elapsed, 3), **results})
@@ -294,11 +318,16 @@ class Trainer:
         torch.set_rng_state(rng["torch"].cpu())
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """A tensor or a tuple of tensors (images with labels, input-target pairs) on `device`."""
+def to_device(batch: Any, device: torch.device,
+              memory_format: torch.memory_format = torch.contiguous_format) -> Any:
+    """A tensor or a tuple of tensors (images with labels, input-target pairs) on `device`,
+    image batches in `memory_format`."""
     if isinstance(batch, (tuple, list)):
-        return type(batch)(to_device(part, device) for part in batch)
-    return batch.to(device, non_blocking=True)
+        return type(batch)(to_device(part, device, memory_format) for part in batch)
+    batch = batch.to(device, non_blocking=True)
+    if batch.dim() == 4 and memory_format != torch.contiguous_format:
+        batch = batch.contiguous(memory_format=memory_format)
+    return batch
 
 
 def _grad_norm(net: nn.Module) -> torch.Tensor:
