@@ -35,6 +35,9 @@ class DataConfig:
     # built, e.g. 2 to take 28-px Fashion-MNIST to the 32 px of model.arch=resnet. Metrics crop
     # samples back to the data's own size, which the feature extractors take.
     pad: int = 0
+    # model.objective=semi-supervised: training images per class that keep their label (the
+    # rest are used unlabelled), chosen with the run seed.
+    labelled_per_class: int = 10
 
 
 @dataclass
@@ -42,6 +45,8 @@ class ModelConfig:
     """The players. Changing any of these makes a checkpoint incompatible."""
 
     # The game (gankit.objectives): gan | projection (conditional, projection D) | acgan
+    # | vae (the VAE baseline: the generator is its decoder; no discriminator)
+    # | semi-supervised (D a K-class classifier, G by feature matching; Salimans et al. 2016)
     objective: str = "gan"
     num_classes: int = 10  # conditional objectives: how many labels
     arch: str = "mlp"  # mlp | dcgan | resnet (SNGAN, 32 px only; D always spectrally normed)
@@ -90,6 +95,15 @@ class TrainConfig:
     # speed-up for conv GANs on CPUs with bf16 units (DESIGN.md's measurements).
     precision: str = "fp32"  # fp32 | bf16
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    # Speed levers that leave the maths unchanged: image batches and conv weights in NHWC
+    # (oneDNN's native layout on CPUs), one fused kernel per optimizer step, and torch.compile
+    # of both players (a one-off compile of a minute or so, then fused elementwise work).
+    channels_last: bool = False
+    # With k = 1, reuse the D step's G(z) (and z) for the G step, as pytorch/examples does:
+    # one generator forward per iteration instead of two. Off: fresh noise, as in Algorithm 1.
+    share_fake: bool = False
+    fused_optimizer: bool = True
+    compile: bool = False
 
 
 @dataclass
@@ -133,7 +147,7 @@ _CHOICES = {
     "data.name": ("gaussian-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
                   "stacked-mnist", "usps", "olivetti"),
     "data.split": ("train", "test"),
-    "model.objective": ("gan", "projection", "acgan"),
+    "model.objective": ("gan", "projection", "acgan", "vae", "semi-supervised"),
     "model.arch": ("mlp", "dcgan", "resnet"),
     "model.latent": ("normal", "uniform"),
     "model.g_activation": ("relu", "leaky_relu", "tanh", "softplus"),
@@ -147,7 +161,7 @@ _CHOICES = {
 }
 _POSITIVE = (
     "model.latent_dim", "model.latent_range", "model.num_classes", "model.width", "train.steps",
-    "train.batch_size", "train.d_steps",
+    "train.batch_size", "train.d_steps", "data.labelled_per_class",
     "log.every", "log.sample_every", "log.checkpoint_every", "log.keep_checkpoints",
     "log.n_samples", "log.toy_points",
 )
