@@ -21,12 +21,11 @@ def test_share_fake_runs_the_generator_once_per_iteration_on_the_same_noise(tmp_
     calls = {}
     for share in (False, True):
         trainer = digits_trainer(tmp_path, f"share-{share}", **{"train.share_fake": share})
-        latents = []
+        calls[share] = []
         trainer.objective.generator.register_forward_pre_hook(
-            lambda _, args: latents.append(args[0]))
+            lambda _, args, seen=calls[share]: seen.append(args[0]))
         for _ in range(3):
             trainer.train_step()
-        calls[share] = latents
     assert len(calls[False]) == 6 and len(calls[True]) == 3
     # Without sharing, the G step draws fresh noise; with it, D's G(z) is the G step's too.
     assert not torch.equal(calls[False][0], calls[False][1])
