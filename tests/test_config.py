@@ -393,3 +393,13 @@ def test_diff_keys_sees_added_and_removed_keys_and_other_sections():
     current = {"model": {"a": 1, "c": 3}, "train": {"x": 2}}
     assert diff_keys(saved, current) == ["model.b", "model.c"]
     assert diff_keys(saved, current, sections=("train",)) == ["train.x"]
+
+
+def test_a_run_saved_before_a_setting_existed_matches_that_settings_default():
+    # A checkpoint written before loss.augment existed resumes under the new code ...
+    saved = load_config("toy-ring").to_dict()
+    del saved["loss"]["augment"]
+    assert diff_keys(saved, load_config("toy-ring").to_dict()) == []
+    # ... unless the new setting is turned on.
+    current = load_config("toy-ring", ["loss.augment=cutout"]).to_dict()
+    assert diff_keys(saved, current) == ["loss.augment"]

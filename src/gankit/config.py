@@ -382,7 +382,12 @@ def to_yaml(config: RunConfig) -> str:
 
 
 def diff_keys(saved: dict[str, Any], current: dict[str, Any], sections=MODEL_SECTIONS) -> list[str]:
-    """Dotted keys under `sections` whose values differ between two config dicts."""
+    """Dotted keys under `sections` whose values differ between two config dicts.
+
+    A key one side lacks (a config saved before that setting existed) counts as its default.
+    """
+    defaults = flatten(RunConfig().to_dict())
     old = {k: v for k, v in flatten(saved).items() if k.split(".")[0] in sections}
     new = {k: v for k, v in flatten(current).items() if k.split(".")[0] in sections}
-    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    return sorted(k for k in old.keys() | new.keys()
+                  if old.get(k, defaults.get(k)) != new.get(k, defaults.get(k)))
