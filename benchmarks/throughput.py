@@ -1,0 +1,187 @@
+"""gankit's training step against a plain eager fp32 step of the same architecture.
+
+    python benchmarks/throughput.py                      # mnist-dcgan, dcgan-64, fashion-resnet
+    python benchmarks/throughput.py --cases dcgan-64 --levers train.compile=true
+
+Both steps run in this process, interleaved (a block of gankit steps, then a block of plain
+steps, repeated), so that a busy machine slows both alike. The plain step is written the way
+pytorch/examples' dcgan writes it: a D update on real then on G(z).detach(), a G update on the
+same G(z), Adam with torch's default (per-tensor) implementation, contiguous NCHW tensors,
+fp32 eager. It gets the same in-memory batches as gankit, so the comparison is of the step,
+not of data loading. The table gives img/s, the speed-up, the FLOPs of one step
+(torch.utils.flop_counter) and the share of the fp32 and bf16 matmul peaks measured here.
+Writes the table as JSON (default runs/bench/throughput.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from gankit.config import load_config
+from gankit.data import build_dataset
+from gankit.data.images import ImageData
+from gankit.train.loop import Trainer
+
+# The levers gankit turns on by default in this benchmark (what its presets may use).
+DEFAULT_LEVERS = ["train.channels_last=true", "train.fused_optimizer=true",
+                  "train.share_fake=true"]
+CASES = {
+    "mnist-dcgan": ("mnist-dcgan", []),
+    # The reference DCGAN of pytorch/examples: 64 px RGB, nz = 100, ngf = ndf = 64.
+    "dcgan-64": ("mnist-dcgan", ["model.width=64", "model.latent_dim=100"]),
+    "fashion-resnet": ("fashion-resnet", []),
+}
+
+
+def matmul_peak(dtype: torch.dtype, repeats: int = 5) -> float:
+    """GFLOP/s of a square matmul in `dtype` (the best of `repeats`).
+
+    The size doubles from 256 up to 2048 while one product takes under 0.05 s: a CPU without
+    bf16 units emulates bf16 at well under 1 GFLOP/s, where a 2048 product would take minutes.
+    """
+    size = 256
+    while True:
+        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+        started = time.perf_counter()
+        a @ b
+        if size >= 2048 or time.perf_counter() - started > 0.05:
+            break
+        size *= 2
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def build_case(name: str, levers: list[str], data_root, batch_size: int, threads: int):
+    preset, overrides = CASES[name]
+    common = [f"train.batch_size={batch_size}", f"train.threads={threads}", "train.ema=0",
+              "log.progress=false", "log.tensorboard=false", "train.device=cpu"]
+    config = load_config(preset, [*overrides, *common, *levers])
+    if name == "dcgan-64":
+        # Random 64-px RGB images in memory: the step's cost does not depend on their content.
+        images = torch.randint(0, 256, (1024, 3, 64, 64), dtype=torch.uint8,
+                               generator=torch.Generator().manual_seed(0))
+        data = ImageData(images, torch.zeros(1024, dtype=torch.int64), name="random-64px")
+    else:
+        data = build_dataset(config.data, data_root)
+    trainer = Trainer(config, Path("/tmp/gankit-throughput") / name, data, progress=False)
+    return trainer, config
+
+
+class PlainStep:
+    """pytorch/examples' DCGAN step on copies of the same nets (fresh weights, same shapes)."""
+
+    def __init__(self, trainer: Trainer):
+        objective = trainer.objective
+        self.netG = copy.deepcopy(objective.generator).to(memory_format=torch.contiguous_format)
+        self.netD = copy.deepcopy(objective.discriminator).to(
+            memory_format=torch.contiguous_format)
+        lr, betas = trainer.config.train.g_lr, tuple(trainer.config.train.betas)
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=lr, betas=betas)
+        self.optD = torch.optim.Adam(self.netD.parameters(), lr=lr, betas=betas)
+        self.data, self.latent_dim = trainer.data, objective.latent_dim
+        self.batch = trainer.config.train.batch_size
+        self.rng = torch.Generator().manual_seed(1)
+
+    def __call__(self) -> None:
+        real = self.data.sample(self.batch, self.rng)
+        ones, zeros = torch.ones(self.batch), torch.zeros(self.batch)
+        self.netD.zero_grad()
+        errD_real = F.binary_cross_entropy_with_logits(self.netD(real), ones)
+        errD_real.backward()
+        noise = torch.randn(self.batch, self.latent_dim, generator=self.rng)
+        fake = self.netG(noise)
+        errD_fake = F.binary_cross_entropy_with_logits(self.netD(fake.detach()), zeros)
+        errD_fake.backward()
+        self.optD.step()
+        self.netG.zero_grad()
+        errG = F.binary_cross_entropy_with_logits(self.netD(fake), ones)
+        errG.backward()
+        self.optG.step()
+
+
+def timed(step, n: int) -> float:
+    started = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - started) / n
+
+
+def measure(name: str, levers: list[str], data_root, batch_size: int, threads: int,
+            rounds: int, steps: int, peaks: dict[str, float]) -> dict:
+    torch.set_num_threads(threads)
+    trainer, config = build_case(name, levers, data_root, batch_size, threads)
+    plain = PlainStep(trainer)
+    with FlopCounterMode(display=False) as counter:
+        plain()
+    flops = counter.get_total_flops()
+    ours = trainer.train_step
+    timed(ours, 3)  # warm-up (and torch.compile's compile, when turned on)
+    timed(plain, 3)
+    ours_times, plain_times = [], []
+    for _ in range(rounds):
+        ours_times.append(timed(ours, steps))
+        plain_times.append(timed(plain, steps))
+    ours_s, plain_s = statistics.median(ours_times), statistics.median(plain_times)
+    return {
+        "case": name, "image": list(trainer.data.shape), "batch": batch_size,
+        "width": config.model.width, "levers": levers,
+        "plain_img_s": round(batch_size / plain_s, 1),
+        "gankit_img_s": round(batch_size / ours_s, 1),
+        "speedup": round(plain_s / ours_s, 2), "gflop_per_step": round(flops / 1e9, 2),
+        "gankit_gflop_s": round(flops / ours_s / 1e9, 1),
+        "fp32_peak_share": round(flops / ours_s / 1e9 / peaks["fp32"], 3),
+        "bf16_peak_share": round(flops / ours_s / 1e9 / peaks["bf16"], 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated: "
+                        + ", ".join(CASES))
+    parser.add_argument("--levers", nargs="*", default=DEFAULT_LEVERS,
+                        help="gankit config overrides for its step")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--json", type=Path, default=Path("runs/bench/throughput.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    rows = [measure(name, args.levers, args.data_root, args.batch_size, args.threads,
+                    args.rounds, args.steps, peaks) for name in args.cases.split(",")]
+    keys = ["case", "width", "plain_img_s", "gankit_img_s", "speedup", "gflop_per_step",
+            "gankit_gflop_s", "fp32_peak_share", "bf16_peak_share"]
+    print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, "
+          f"batch {args.batch_size}; matmul peak fp32 {peaks['fp32']:.1f} GFLOP/s, "
+          f"bf16 {peaks['bf16']:.2f} GFLOP/s; gankit levers: {' '.join(args.levers)}")
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for row in rows:
+        print("| " + " | ".join(str(row[key]) for key in keys) + " |")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__, "threads": args.threads,
+        "matmul_peak_gflop_s": {k: round(v, 1) for k, v in peaks.items()}, "rows": rows},
+        indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
