@@ -76,3 +76,10 @@ def test_compiled_players_train_and_checkpoint_like_plain_ones(tmp_path):
     # Compiling in place keeps the state_dict keys, so checkpoints stay interchangeable.
     assert (compiled.objective.generator.state_dict().keys()
             == plain.objective.generator.state_dict().keys())
+
+
+def test_fp16_needs_cuda_and_says_so_in_one_line(tmp_path):
+    from gankit.errors import GankitError
+
+    with pytest.raises(GankitError, match="train.precision=fp16 needs a CUDA device"):
+        digits_trainer(tmp_path, "fp16", **{"train.precision": "fp16", "train.device": "cpu"})

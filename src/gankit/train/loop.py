@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from gankit.config import RunConfig, to_yaml
 from gankit.data.images import crop_padding
+from gankit.errors import GankitError
 from gankit.objectives import Objective, build_objective
 from gankit.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from gankit.train.ema import WeightAverage
@@ -103,6 +104,13 @@ class Trainer:
             self.memory_format = torch.channels_last
             self.objective.to(memory_format=torch.channels_last)  # 4D weights only
         self.optimizers = self._build_optimizers()
+        # fp16's narrow range needs loss scaling (bf16 has fp32's exponent and does not).
+        self.scalers = {}
+        if config.train.precision == "fp16":
+            if self.device.type != "cuda":
+                raise GankitError("train.precision=fp16 needs a CUDA device (for its grad "
+                                  "scaler); use fp32, or bf16 on a CPU with bf16 units")
+            self.scalers = {name: torch.amp.GradScaler("cuda") for name in self.optimizers}
         self.weight_average = None
         if config.train.ema > 0:
             self.weight_average = WeightAverage(self.objective.generator, config.train.ema)
@@ -153,9 +161,7 @@ class Trainer:
                 latent = self.objective.sample_latent(batch, self.latent_rng, device)
                 with self._autocast():
                     d_loss, d_stats = self.objective.discriminator_phase(real, latent)
-                d_optimizer.zero_grad(set_to_none=True)
-                d_loss.backward()
-                d_optimizer.step()
+                self._update("discriminator", d_loss)
             stats.update(d_stats)  # the last of the k steps speaks for them
         g_optimizer = self.optimizers.get("generator")
         if g_optimizer is not None:
@@ -167,20 +173,37 @@ class Trainer:
                                  device, self.memory_format)
             with frozen(self.objective.discriminator), self._autocast():
                 g_loss, g_stats = self.objective.generator_phase(latent, real)
-            g_optimizer.zero_grad(set_to_none=True)
-            g_loss.backward()
-            if want_grad_norm:
-                stats["g_grad_norm"] = _grad_norm(self.objective.generator)
-            g_optimizer.step()
+            grad_norm = self._update("generator", g_loss, want_grad_norm)
+            if grad_norm is not None:
+                stats["g_grad_norm"] = grad_norm
             if self.weight_average is not None:
                 self.weight_average.update(self.objective.generator)
             stats.update(g_stats)
         return stats
 
+    def _update(self, player: str, loss: torch.Tensor,
+                want_grad_norm: bool = False) -> torch.Tensor | None:
+        """One optimizer step of `player` on `loss`; returns its gradient norm when asked."""
+        optimizer, scaler = self.optimizers[player], self.scalers.get(player)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # true gradients for the norm; step() skips inf/NaN
+        grad_norm = _grad_norm(self.objective.players()[player]) if want_grad_norm else None
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
+        return grad_norm
+
     def _autocast(self):
         """Mixed precision for the forward passes (backward follows the recorded dtypes)."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=self.config.train.precision == "bf16")
+        precision = self.config.train.precision
+        return torch.autocast(self.device.type, enabled=precision != "fp32",
+                              dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
 
     # ----------------------------------------------------------------- the run
 
@@ -293,6 +316,7 @@ class Trainer:
             "sample_shape": list(self.data.shape),
             "ema_updates": self.weight_average.updates if self.weight_average else 0,
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
             "rng": {"data": self.data_rng.get_state(), "latent": self.latent_rng.get_state(),
                     "penalty": self.penalty_rng.get_state(), "torch": torch.get_rng_state()},
         }
@@ -306,6 +330,9 @@ class Trainer:
             net.load_state_dict(weights[name])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
+        for name, scaler in self.scalers.items():
+            if name in state.get("scalers", {}):
+                scaler.load_state_dict(state["scalers"][name])
         if self.weight_average is not None:
             self.weight_average.average.load_state_dict(weights["generator_ema"])
             self.weight_average.updates = int(state["ema_updates"])
