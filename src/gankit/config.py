@@ -93,7 +93,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     # bf16 runs the phases under autocast (weights and optimizer stay fp32): the largest single
     # speed-up for conv GANs on CPUs with bf16 units (DESIGN.md's measurements).
-    precision: str = "fp32"  # fp32 | bf16
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA only, with a grad scaler per player)
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     # Speed levers that leave the maths unchanged: image batches and conv weights in NHWC
     # (oneDNN's native layout on CPUs), one fused kernel per optimizer step, and torch.compile
@@ -157,7 +157,7 @@ _CHOICES = {
     "loss.generator": ("minimax", "non-saturating", "maximum-likelihood"),
     "train.optimizer": ("adam", "sgd"),
     "train.device": ("auto", "cpu", "cuda"),
-    "train.precision": ("fp32", "bf16"),
+    "train.precision": ("fp32", "bf16", "fp16"),
 }
 _POSITIVE = (
     "model.latent_dim", "model.latent_range", "model.num_classes", "model.width", "train.steps",
