@@ -55,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--data-root", type=Path, help="folder holding the datasets")
     evaluation.add_argument("--json", type=Path, help="also write the results to this file")
 
+    comparison = commands.add_parser(
+        "compare", help="real images beside the samples of several runs, with FID/precision/recall")
+    comparison.add_argument("runs", nargs="+", type=Path, metavar="RUN",
+                            help="run folders trained on the same data")
+    comparison.add_argument("--out", type=Path, default=Path("runs/compare"),
+                            help="folder for compare.png, report.md, results.json "
+                                 "(default runs/compare)")
+    comparison.add_argument("-n", type=int, default=10000,
+                            help="samples per run for the metrics (default 10000)")
+    comparison.add_argument("--real", help="real images: e.g. mnist:test or an image folder "
+                                           "(default: the data's protocol, else its test split)")
+    comparison.add_argument("--data-root", type=Path, help="folder holding the datasets")
+
     study = commands.add_parser("study", help="reproduce one of the seeds' comparisons")
     study.add_argument("name", nargs="?", help="the study (omit to list them)")
     study.add_argument("--out", type=Path, help="folder to write (default: runs/study-NAME)")
@@ -79,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             return _presets()
         if args.command == "eval":
             return _eval(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "study":
             return _study(args)
         return _sample(args)
@@ -173,6 +188,13 @@ def _eval(args: argparse.Namespace) -> int:
     append_evaluation(args.run, int(state["step"]), float(state["elapsed"]), results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from gankit.compare import compare
+
+    print(compare(args.runs, args.out, n=args.n, reference=args.real, data_root=args.data_root))
     return 0
 
 

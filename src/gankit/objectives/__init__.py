@@ -16,6 +16,7 @@ from gankit.nets import build_discriminator, build_generator
 from gankit.nets.conditional import AuxiliaryClassifierDiscriminator, ProjectionDiscriminator
 from gankit.objectives.base import Objective
 from gankit.objectives.conditional import ConditionalGANObjective
+from gankit.objectives.vae import VAEObjective, build_vae
 from gankit.objectives.gan import GANObjective
 
 
@@ -50,7 +51,7 @@ def _conditional(config: RunConfig, sample_shape: tuple[int, ...],
 
 # model.objective -> builder(config, sample_shape, penalty_generator) -> Objective
 BUILDERS: dict[str, Callable[..., Objective]] = {
-    "gan": _gan, "projection": _conditional, "acgan": _conditional}
+    "gan": _gan, "projection": _conditional, "acgan": _conditional, "vae": build_vae}
 
 
 def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
@@ -59,4 +60,5 @@ def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
     return BUILDERS[config.model.objective](config, sample_shape, penalty_generator)
 
 
-__all__ = ["BUILDERS", "ConditionalGANObjective", "GANObjective", "Objective", "build_objective"]
+__all__ = ["BUILDERS", "ConditionalGANObjective", "GANObjective", "Objective", "VAEObjective",
+           "build_objective"]

@@ -66,14 +66,18 @@ def write_report(run_dir: Path, config: RunConfig, objective, data, elapsed: flo
     loss = config.loss
     g_loss = loss.generator if loss.name == "standard" else loss.name
     train = config.train
-    lines += [f"| loss | D: {loss.name}, G: {g_loss}"
-              + (f", GP {loss.gp_weight:g}" if loss.gp_weight else "")
-              + (f", R1 {loss.r1_weight:g}" if loss.r1_weight else "") + " |",
+    loss_row = (f"| loss | D: {loss.name}, G: {g_loss}"
+                + (f", GP {loss.gp_weight:g}" if loss.gp_weight else "")
+                + (f", R1 {loss.r1_weight:g}" if loss.r1_weight else "") + " |")
+    if hasattr(objective, "describe"):  # a game that is not the GAN's (the VAE) says what it is
+        loss_row = f"| objective | {objective.describe()} |"
+    lines += [loss_row,
               f"| optimizer | {train.optimizer}, lr G {train.g_lr:g} / D {train.d_lr:g}"
               + (f", momentum {train.momentum:g}" if train.optimizer == "sgd" else
                  f", betas {tuple(train.betas)}") + " |",
-              f"| schedule | {step} steps of k = {train.d_steps} D steps + 1 G step, "
-              f"batch {train.batch_size}, seed {config.seed} |",
+              f"| schedule | {step} steps"
+              + (f" of k = {train.d_steps} D steps + 1 G step" if objective.discriminator
+                 is not None else "") + f", batch {train.batch_size}, seed {config.seed} |",
               f"| wall time | {elapsed:.1f} s ({step / max(elapsed, 1e-9):.1f} steps/s) |", ""]
     training = [r for r in records if "d_loss" in r or "g_loss" in r]
     if training:
