@@ -8,11 +8,12 @@ import torch
 
 from gankit.config import DataConfig
 from gankit.data.faces import load_olivetti
-from gankit.data.images import IDX_FOLDERS, ImageData, load_digits, load_idx_dataset
+from gankit.data.images import IDX_FOLDERS, ImageData, load_digits, load_idx_dataset, pad_images
 from gankit.data.root import resolve_data_root
 from gankit.data.stacked_mnist import StackedMNIST
 from gankit.data.toy import TOY_DATASETS, ToyDistribution
 from gankit.data.usps import load_usps
+from gankit.errors import GankitError
 
 
 class PointData:
@@ -34,7 +35,23 @@ class PointData:
 
 def build_dataset(config: DataConfig, data_root: str | Path | None = None
                   ) -> ImageData | PointData | StackedMNIST:
-    """The dataset a run config names, read from the resolved data root when it needs files."""
+    """The dataset a run config names, read from the resolved data root when it needs files.
+
+    With `config.pad` > 0 every image gets that many pixels of background on each side, once,
+    in the uint8 tensor held in memory (e.g. pad 2: 28-px Fashion-MNIST at 32 px).
+    """
+    data = _load(config, data_root)
+    if config.pad:
+        if not isinstance(data, ImageData):
+            raise GankitError(f"data.pad={config.pad} needs an image dataset held in memory; "
+                              f"{config.name!r} is not one")
+        # In place: every build loads its own ImageData, so no other user sees the padding.
+        data.images = pad_images(data.images, config.pad)
+    return data
+
+
+def _load(config: DataConfig, data_root: str | Path | None) -> ImageData | PointData | StackedMNIST:
+    """The dataset `config.name` names, as stored (no padding)."""
     if config.name in TOY_DATASETS:
         return PointData(TOY_DATASETS[config.name]())
     if config.name == "digits":

@@ -67,6 +67,34 @@ class ImageData:
         return to_float(self.images[:n])
 
 
+def pad_images(images: torch.Tensor, pad: int) -> torch.Tensor:
+    """Add `pad` pixels of background (value 0: black, -1 after `to_float`) on each side.
+
+    Args:
+        images: (N, C, H, W), typically uint8.
+        pad: pixels added on each of the four sides.
+
+    Returns:
+        (N, C, H + 2 pad, W + 2 pad), same dtype.
+    """
+    return torch.nn.functional.pad(images, (pad, pad, pad, pad), value=0)
+
+
+def crop_padding(images: torch.Tensor, pad: int) -> torch.Tensor:
+    """Undo `pad_images`: drop `pad` pixels on each side of (..., H, W) images.
+
+    Args:
+        images: (..., H, W) images; with pad 0 any tensor (points too) comes back as it is.
+        pad: pixels to drop on each of the four sides.
+
+    Returns:
+        (..., H - 2 pad, W - 2 pad), a view.
+    """
+    if pad == 0:
+        return images
+    return images[..., pad:images.shape[-2] - pad, pad:images.shape[-1] - pad]
+
+
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float32 [-1, 1]."""
     return images.to(torch.float32) / 127.5 - 1.0

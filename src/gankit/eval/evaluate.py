@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gankit.data.images import to_float
+from gankit.data.images import crop_padding, to_float
 from gankit.data.root import cache_root
 from gankit.errors import GankitError
 from gankit.eval import divergences
@@ -117,6 +117,9 @@ def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, devi
         # A conditional model is asked for every label equally often (0, 1, ..., K-1, 0, ...).
         labels = torch.arange(n) % model.num_classes if model.num_classes else None
         samples = model.sample(n, seed=seed, labels=labels)
+        # A run trained on padded data (data.pad) makes padded samples: crop them back to the
+        # dataset's own size, which the reference images and the feature extractor have.
+        samples = crop_padding(samples, model.config.data.pad)
         name = model.config.data.name
         return samples, TOY_DATASETS[name]() if name in TOY_DATASETS else None, labels
     if path.is_dir():

@@ -7,12 +7,15 @@ from torch import nn
 from gankit.config import ModelConfig
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
+from gankit.nets.resnet import ResNetDiscriminator, ResNetGenerator
 
 
 def build_generator(model: ModelConfig, sample_shape: tuple[int, ...]) -> nn.Module:
     """The generator a model config names, producing samples of `sample_shape`."""
     if model.arch == "dcgan":
         return DCGANGenerator(model.latent_dim, sample_shape, model.width)
+    if model.arch == "resnet":
+        return ResNetGenerator(model.latent_dim, sample_shape, model.width)
     return MLPGenerator(model.latent_dim, sample_shape, model.g_hidden, model.g_activation,
                         model.g_output, model.g_batchnorm)
 
@@ -21,8 +24,10 @@ def build_discriminator(model: ModelConfig, sample_shape: tuple[int, ...]) -> nn
     """The discriminator a model config names, taking samples of `sample_shape`."""
     if model.arch == "dcgan":
         return DCGANDiscriminator(sample_shape, model.width, model.d_spectral_norm)
+    if model.arch == "resnet":
+        return ResNetDiscriminator(sample_shape, model.width)  # always spectrally normed
     return MLPDiscriminator(sample_shape, model.d_hidden, model.d_activation, model.d_dropout)
 
 
 __all__ = ["DCGANDiscriminator", "DCGANGenerator", "MLPDiscriminator", "MLPGenerator",
-           "build_discriminator", "build_generator"]
+           "ResNetDiscriminator", "ResNetGenerator", "build_discriminator", "build_generator"]

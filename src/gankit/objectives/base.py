@@ -79,6 +79,18 @@ class Objective(nn.Module):
         """G(z) from `sampler`, for pictures, sampling and evaluation."""
         return self.sampler(latent)
 
+    def evaluate_extra(self, data_root=None) -> dict[str, float]:
+        """Numbers the objective measures about its own players (a semi-supervised D's test
+        error), logged at every log.eval_every with the sample metrics; none by default.
+
+        Args:
+            data_root: where datasets live, for objectives that read a test split.
+
+        Returns:
+            A flat dict of floats, keyed like gankit.eval's results ("metric/nN").
+        """
+        return {}
+
     def real_batch(self, data, n: int, generator: torch.Generator) -> Any:
         """The real minibatch a phase receives: images or points here; objectives that need
         labels or pairs override this (a tensor or a tuple of tensors, moved to the device)."""
