@@ -208,3 +208,20 @@ def test_bf16_precision_runs_the_phases_under_autocast_with_fp32_weights(tmp_pat
     seen.clear()
     fp32.train_step()
     assert seen and all(dtype == torch.float32 for dtype in seen)
+
+
+def test_logged_gradient_norm_is_that_of_the_logged_step_not_divided_by_the_window(tmp_path):
+    trainer = make_trainer(tmp_path, **{"log.every": 4, "train.steps": 4})
+    measured = []
+    original = trainer.train_step
+
+    def remember(want_grad_norm=False):
+        stats = original(want_grad_norm)
+        if want_grad_norm:
+            measured.append(float(stats["g_grad_norm"]))
+        return stats
+
+    trainer.train_step = remember
+    trainer.fit()
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert logged[0]["g_grad_norm"] == pytest.approx(measured[0], rel=1e-5)

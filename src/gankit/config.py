@@ -104,6 +104,9 @@ class TrainConfig:
     share_fake: bool = False
     fused_optimizer: bool = True
     compile: bool = False
+    # Both learning rates stay constant until this fraction of train.steps, then fall linearly
+    # to 0 at the last step (the schedule of Salimans et al.'s code); 1 keeps them constant.
+    lr_decay_from: float = 1.0
 
 
 @dataclass
@@ -193,6 +196,8 @@ def validate(config: RunConfig) -> RunConfig:
         raise GankitError(f"train.ema={config.train.ema!r} must be in [0, 1)")
     if len(config.train.betas) != 2 or not all(0 <= b < 1 for b in config.train.betas):
         raise GankitError(f"train.betas={config.train.betas!r} must be two numbers in [0, 1)")
+    if not 0 <= config.train.lr_decay_from <= 1:
+        raise GankitError(f"train.lr_decay_from={config.train.lr_decay_from!r} must be in [0, 1]")
     return config
 
 

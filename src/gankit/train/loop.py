@@ -153,6 +153,7 @@ class Trainer:
         """One iteration of Algorithm 1: k discriminator steps, then one generator step."""
         batch, device = self.config.train.batch_size, self.device
         stats: dict[str, torch.Tensor] = {}
+        self._decay_learning_rates()
         d_optimizer = self.optimizers.get("discriminator")
         if d_optimizer is not None:
             for _ in range(self.config.train.d_steps):
@@ -199,6 +200,19 @@ class Trainer:
             scaler.update()
         return grad_norm
 
+    def _decay_learning_rates(self) -> None:
+        """train.lr_decay_from < 1: from that fraction of the steps on, both learning rates
+        fall linearly to 0 at the last step (a function of the step, so resumes agree)."""
+        train = self.config.train
+        start = train.lr_decay_from * train.steps
+        if train.lr_decay_from >= 1 or self.step < start:
+            return
+        factor = max(0.0, (train.steps - self.step) / max(train.steps - start, 1.0))
+        base = {"generator": train.g_lr, "discriminator": train.d_lr}
+        for name, optimizer in self.optimizers.items():
+            for group in optimizer.param_groups:
+                group["lr"] = base[name] * factor
+
     def _autocast(self):
         """Mixed precision for the forward passes (backward follows the recorded dtypes)."""
         precision = self.config.train.precision
@@ -211,8 +225,10 @@ class Trainer:
         """Train until `config.train.steps`, writing the run folder; returns its path."""
         config, log = self.config, self.config.log
         atomic_write_text(self.run_dir / CONFIG_FILE, to_yaml(config))
+        # Each logged number is the mean over the steps that reported it (g_grad_norm is
+        # measured on the logged step only).
         sums: dict[str, torch.Tensor] = {}
-        window = 0
+        counts: dict[str, int] = {}
         bar = tqdm(total=config.train.steps, initial=self.step, disable=not self.progress,
                    desc=config.name, dynamic_ncols=True, unit="it")
         started = time.perf_counter() - self.elapsed
@@ -223,18 +239,18 @@ class Trainer:
                 log_now = (self.step + 1) % log.every == 0 or self.step + 1 == config.train.steps
                 stats = self.train_step(want_grad_norm=log_now)
                 self.step += 1
-                window += 1
                 for name, value in stats.items():
                     sums[name] = sums.get(name, 0.0) + value.float()
+                    counts[name] = counts.get(name, 0) + 1
                 bar.update(1)
                 if log_now:
                     self.elapsed = time.perf_counter() - started
                     record = {"step": self.step, "time": round(self.elapsed, 3)}
-                    record.update({k: round(float(v) / window, 6) for k, v in sums.items()})
+                    record.update({k: round(float(v) / counts[k], 6) for k, v in sums.items()})
                     self._append_metrics(record)
                     bar.set_postfix({label: f"{record[key]:.3f}"
                                      for key, label in PROGRESS_NAMES.items() if key in record})
-                    sums, window = {}, 0
+                    sums, counts = {}, {}
                 if self.step % log.sample_every == 0:
                     self.pictures.snapshot(self.step)
                 if log.eval_every and self.step % log.eval_every == 0:
