@@ -12,7 +12,7 @@ from pathlib import Path
 from gankit.errors import GankitError
 
 # study name -> module under gankit.studies
-STUDIES: dict[str, str] = {"mixture": "mixture", "losses": "losses"}
+STUDIES: dict[str, str] = {"mixture": "mixture", "losses": "losses", "multimodal": "multimodal"}
 
 
 def run_study(name: str, out: str | Path | None = None, data_root: str | Path | None = None,

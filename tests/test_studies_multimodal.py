@@ -1,0 +1,206 @@
+"""The multimodal study: its metric on hand-made cases, its players and objectives through the
+training loop for a few steps, and the study's outputs from a tiny run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from gankit.config import load_config
+from gankit.data.images import ImageData, load_idx_dataset
+from gankit.data.shifted import ShiftedDigits, shift_images
+from gankit.errors import GankitError
+from gankit.eval.multimodal import (
+    BLUR_SIGMA,
+    both_modes_fraction,
+    classify_outputs,
+    gaussian_blur,
+    mode_distances,
+    multimodal_summary,
+)
+from gankit.nets.paired import PairedDiscriminator, PairedGenerator
+from gankit.objectives.paired import PairedGANObjective, PairedMSEObjective, make_code
+from gankit.studies import STUDIES, multimodal
+from gankit.train.loop import Trainer
+from gankit.train.report import read_metrics
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+HAVE_MNIST = (SHARED_DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file()
+
+
+def blocky_task(n: int = 40, seed: int = 0) -> ShiftedDigits:
+    """A stand-in for MNIST: a bright 8 x 6 block somewhere in the middle of a 28 x 28 frame."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.zeros(n, 1, 28, 28, dtype=torch.uint8)
+    for i in range(n):
+        top, left = torch.randint(0, 20, (2,), generator=generator).tolist()
+        images[i, 0, top:top + 8, 6 + left // 2:12 + left // 2] = 255
+    return ShiftedDigits(ImageData(images, torch.arange(n) % 10, name="blocks"))
+
+
+# ----------------------------------------------------------------------------- the metric
+
+
+def test_an_output_equal_to_a_target_is_near_that_mode():
+    task = blocky_task()
+    inputs = task.first_pairs(8)[0]
+    left, right = task.both_targets(inputs)
+    for sigma in (BLUR_SIGMA, 0.0):
+        side, near, ratio = classify_outputs(left, left, right, blur_sigma=sigma)
+        assert side.eq(-1).all() and near.all() and ratio.eq(0).all()
+        side, near, ratio = classify_outputs(right, left, right, blur_sigma=sigma)
+        assert side.eq(1).all() and near.all() and ratio.eq(0).all()
+    summary = multimodal_summary(torch.cat([left, right]), torch.cat([left, left]),
+                                 torch.cat([right, right]), torch.cat([inputs, inputs]))
+    assert summary["near_mode"] == summary["pixel_near_mode"] == 1.0
+    assert summary["left_share"] == 0.5
+    assert summary["near_left"] == summary["near_right"] == 0.5
+    assert summary["nearer_rmse"] == 0.0 and summary["saturation"] == 1.0
+    assert summary["centroid_at_mode"] == 1.0
+    assert summary["abs_shift_px"] == pytest.approx(6.0, abs=1e-4)  # blocks are never cropped
+
+
+def test_the_average_of_both_targets_is_far_from_both():
+    task = blocky_task()
+    inputs = task.first_pairs(8)[0]
+    left, right = task.both_targets(inputs)
+    average = (left + right) / 2
+    for sigma in (BLUR_SIGMA, 0.0):
+        side, near, ratio = classify_outputs(average, left, right, blur_sigma=sigma)
+        assert not near.any() and side.eq(0).all()  # a tie: it picks no side
+        # Exactly halfway, by definition, with or without the (linear) blur.
+        assert torch.allclose(ratio, torch.full_like(ratio, 0.5), atol=1e-5)
+    distances = mode_distances(average, left, right, blur_sigma=0.0)
+    assert torch.allclose(distances["left"], distances["between"] / 2)
+    summary = multimodal_summary(average, left, right, inputs)
+    assert summary["near_mode"] == summary["pixel_near_mode"] == 0.0
+    assert math.isnan(summary["left_share"])
+    assert summary["centroid_at_mode"] == 0.0 and summary["abs_shift_px"] < 1e-4
+
+
+def test_the_blur_forgives_a_one_pixel_error_that_per_pixel_rmse_does_not():
+    task = blocky_task()
+    inputs = task.first_pairs(8)[0]
+    left, right = task.both_targets(inputs)
+    off_by_one = shift_images(left, torch.ones(8, dtype=torch.int64))
+    _, near, blurred = classify_outputs(off_by_one, left, right)
+    _, _, per_pixel = classify_outputs(off_by_one, left, right, blur_sigma=0.0)
+    assert near.all() and (blurred < per_pixel).all()
+    blank = -torch.ones(1, 1, 9, 9)
+    assert torch.equal(gaussian_blur(blank), blank)  # the border is background
+
+
+def test_equal_targets_are_never_near_and_shapes_are_checked():
+    blank = -torch.ones(2, 1, 4, 4)
+    side, near, ratio = classify_outputs(blank, blank, blank)
+    assert not near.any() and torch.isinf(ratio).all() and side.eq(0).all()
+    with pytest.raises(GankitError):
+        mode_distances(blank, blank, blank[:1])
+    with pytest.raises(GankitError):
+        multimodal_summary(blank[:0], blank[:0], blank[:0])
+
+
+def test_both_modes_counts_inputs_whose_draws_reach_each_side():
+    side = torch.tensor([[-1, -1, 1], [1, -1, 1]])   # 2 draws x 3 inputs
+    near = torch.tensor([[True, True, True], [True, True, False]])
+    assert both_modes_fraction(side, near) == pytest.approx(1 / 3)
+    with pytest.raises(GankitError):
+        both_modes_fraction(side[0], near[0])
+
+
+# ----------------------------------------------------------------------------- players, objectives
+
+
+def test_paired_players_shapes():
+    generator = PairedGenerator((1, 28, 28), noise_dim=4, width=8, bottleneck=16,
+                                batchnorm=True)
+    discriminator = PairedDiscriminator((1, 28, 28), width=8, hidden=16)
+    images, noise = torch.rand(5, 1, 28, 28) * 2 - 1, torch.randn(5, 4)
+    outputs = generator(images, noise)
+    assert outputs.shape == (5, 1, 28, 28) and outputs.abs().max() <= 1
+    assert discriminator(images, outputs).shape == (5,)
+    with pytest.raises(ValueError):
+        PairedGenerator((1, 30, 30))
+
+
+def test_latent_codes_carry_the_input_digit():
+    task = blocky_task()
+    objective = PairedGANObjective(PairedGenerator(task.shape, 4, width=8, bottleneck=16),
+                                   task, 4, PairedDiscriminator(task.shape, width=8))
+    code = objective.sample_latent(6, torch.Generator().manual_seed(0))
+    assert code.shape == (6, 4 + 28 * 28)
+    images, noise = objective.generator.split(code)
+    assert torch.equal(make_code(images, noise), code)
+    fixed = objective.fixed_latent(6, torch.Generator().manual_seed(0))
+    assert torch.equal(objective.generator.split(fixed)[0], task.first_pairs(6)[0])
+    mse = PairedMSEObjective(PairedGenerator(task.shape, 4, width=8, bottleneck=16), task, 4)
+    assert mse.sample_latent(3, torch.Generator())[:, :4].eq(0).all()  # the regressor's noise
+    with pytest.raises(GankitError):
+        objective.generator.split(code[:, :-1])
+
+
+@pytest.mark.parametrize("kind", ["mse", "gan", "gan-l1"])
+def test_each_objective_trains_a_few_steps_through_the_loop(tmp_path, kind):
+    task = blocky_task()
+    net = PairedGenerator(task.shape, 4, width=8, bottleneck=16, batchnorm=True)
+    if kind == "mse":
+        objective = PairedMSEObjective(net, task, 4)
+    else:
+        objective = PairedGANObjective(net, task, 4, PairedDiscriminator(task.shape, width=8),
+                                       reconstruction_weight=1.0 if kind == "gan-l1" else 0.0)
+    config = load_config("mnist-dcgan", {
+        "train.steps": 4, "train.batch_size": 8, "train.threads": 1, "log.every": 2,
+        "log.sample_every": 4, "log.checkpoint_every": 4, "log.n_samples": 8,
+        "log.progress": False, "log.tensorboard": False})
+    run_dir = Trainer(config, tmp_path / kind, task, objective=objective).fit()
+    records = read_metrics(run_dir)
+    assert [r["step"] for r in records] == [2, 4]
+    assert all(math.isfinite(r["g_loss"]) for r in records)
+    if kind == "mse":
+        assert "d_loss" not in records[-1]
+    else:
+        assert math.isfinite(records[-1]["d_loss"]) and 0 <= records[-1]["d_real"] <= 1
+    assert (run_dir / "samples.png").is_file() and (run_dir / "report.md").is_file()
+    outputs = objective.predict(task.first_pairs(3)[0])
+    assert outputs.shape == (3, 1, 28, 28) and torch.isfinite(outputs).all()
+
+
+def test_paired_objective_refuses_unpaired_data():
+    task = blocky_task()
+    objective = PairedMSEObjective(PairedGenerator(task.shape, 4, width=8), task, 4)
+    with pytest.raises(GankitError, match="not a paired task"):
+        objective.real_batch(task.digits, 4, torch.Generator())
+
+
+# ----------------------------------------------------------------------------- the study
+
+
+def test_study_is_registered():
+    assert STUDIES["multimodal"] == "multimodal" and multimodal.DESCRIPTION
+
+
+def test_tiny_study_writes_figure_report_and_results(tmp_path):
+    if HAVE_MNIST:  # the real test digits when present, a few of them
+        mnist = load_idx_dataset("mnist", SHARED_DATA, "test")
+        small = ImageData(mnist.images[:200], mnist.labels[:200], name="mnist-test-200")
+        task = test = ShiftedDigits(small)
+    else:
+        task = test = blocky_task()
+    results = multimodal.compare(tmp_path, task, test, mse_steps=3, gan_steps=3, n_eval=20,
+                                 draws=2)
+    assert (tmp_path / "multimodal.png").is_file()
+    report = (tmp_path / "report.md").read_text()
+    assert "| MSE |" in report and "| GAN |" in report and "multimodal.png" in report
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["setup"]["gan_steps"] == 3
+    rows = results["rows"]
+    assert rows["real target"]["near_mode"] == 1.0  # the references behave by construction
+    assert rows["average of targets"]["near_mode"] == 0.0
+    assert 0.0 <= rows["GAN"]["both_modes"] <= 1.0
+    assert saved["rows"]["MSE"]["both_modes"] is None  # NaN is written as null
+    assert (tmp_path / "runs" / "mse" / "metrics.jsonl").is_file()
+    assert (tmp_path / "runs" / "gan" / "metrics.jsonl").is_file()
