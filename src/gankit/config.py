@@ -102,7 +102,7 @@ class TrainConfig:
     # With k = 1, reuse the D step's G(z) (and z) for the G step, as pytorch/examples does:
     # one generator forward per iteration instead of two. Off: fresh noise, as in Algorithm 1.
     share_fake: bool = False
-    fused_optimizer: bool = True
+    fused_optimizer: bool = False
     compile: bool = False
     # Both learning rates stay constant until this fraction of train.steps, then fall linearly
     # to 0 at the last step (the schedule of Salimans et al.'s code); 1 keeps them constant.
