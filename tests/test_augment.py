@@ -14,7 +14,8 @@ from gankit.objectives import build_objective
 
 
 def images(n=16, channels=1, size=16, seed=0):
-    return torch.rand(n, channels, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    uniform = torch.rand(n, channels, size, size, generator=torch.Generator().manual_seed(seed))
+    return uniform * 2 - 1
 
 
 def shifted(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:

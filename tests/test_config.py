@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 import yaml
 
 from gankit.config import (
@@ -22,7 +23,9 @@ from gankit.config import (
 )
 from gankit.errors import GankitError
 
-EXPECTED_PRESETS = {"toy-gaussian", "toy-ring", "toy-grid", "mnist-mlp", "digits-mlp"}
+EXPECTED_PRESETS = {"toy-gaussian", "toy-ring", "toy-grid", "mnist-mlp", "digits-mlp",
+                    "mnist-dcgan", "fashion-dcgan", "mnist-cgan", "fashion-resnet",
+                    "stacked-mnist", "faces-dcgan", "mnist-vae", "mnist-semisupervised"}
 
 
 def error_line(excinfo: pytest.ExceptionInfo) -> str:
@@ -52,6 +55,21 @@ def test_every_preset_loads_validates_and_is_named_after_itself(name):
     assert validate(config) is config
     assert preset_description(name) == config.description
     assert config.description  # every shipped preset says what it is
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_trains_one_step_on_its_own_data(tmp_path, name):
+    from gankit.data import build_dataset
+    from gankit.train.loop import Trainer
+
+    config = load_config(name, {"train.batch_size": 4, "log.tensorboard": False,
+                                "log.progress": False, "train.threads": 1})
+    try:
+        data = build_dataset(config.data)
+    except GankitError as error:  # a dataset that is not under the data root
+        pytest.skip(str(error))
+    stats = Trainer(config, tmp_path / name, data).train_step()
+    assert stats and all(torch.isfinite(value).all() for value in stats.values())
 
 
 def test_default_preset_is_loaded_for_none():

@@ -16,8 +16,9 @@ from gankit.nets import build_discriminator, build_generator
 from gankit.nets.conditional import AuxiliaryClassifierDiscriminator, ProjectionDiscriminator
 from gankit.objectives.base import Objective
 from gankit.objectives.conditional import ConditionalGANObjective
-from gankit.objectives.vae import VAEObjective, build_vae
 from gankit.objectives.gan import GANObjective
+from gankit.objectives.semisupervised import SemiSupervisedObjective, build_semi_supervised
+from gankit.objectives.vae import VAEObjective, build_vae
 
 
 def _gan(config: RunConfig, sample_shape: tuple[int, ...],
@@ -51,7 +52,8 @@ def _conditional(config: RunConfig, sample_shape: tuple[int, ...],
 
 # model.objective -> builder(config, sample_shape, penalty_generator) -> Objective
 BUILDERS: dict[str, Callable[..., Objective]] = {
-    "gan": _gan, "projection": _conditional, "acgan": _conditional, "vae": build_vae}
+    "gan": _gan, "projection": _conditional, "acgan": _conditional, "vae": build_vae,
+    "semi-supervised": build_semi_supervised}
 
 
 def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
@@ -60,5 +62,5 @@ def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
     return BUILDERS[config.model.objective](config, sample_shape, penalty_generator)
 
 
-__all__ = ["BUILDERS", "ConditionalGANObjective", "GANObjective", "Objective", "VAEObjective",
-           "build_objective"]
+__all__ = ["BUILDERS", "ConditionalGANObjective", "GANObjective", "Objective",
+           "SemiSupervisedObjective", "VAEObjective", "build_objective"]

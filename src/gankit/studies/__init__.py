@@ -12,7 +12,8 @@ from pathlib import Path
 from gankit.errors import GankitError
 
 # study name -> module under gankit.studies
-STUDIES: dict[str, str] = {"mixture": "mixture", "losses": "losses", "multimodal": "multimodal"}
+STUDIES: dict[str, str] = {"mixture": "mixture", "losses": "losses", "multimodal": "multimodal",
+                           "semisupervised": "semisupervised"}
 
 
 def run_study(name: str, out: str | Path | None = None, data_root: str | Path | None = None,
