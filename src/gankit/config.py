@@ -73,6 +73,9 @@ class LossConfig:
     generator: str = "non-saturating"  # minimax | non-saturating | maximum-likelihood (standard)
     gp_weight: float = 0.0  # WGAN-GP weight (lambda)
     r1_weight: float = 0.0  # R1 weight (gamma); the penalty added is gamma/2 * E|grad D(x)|^2
+    # PacGAN (Lin et al. 2018): D judges this many samples at once, concatenated along channels,
+    # which penalises mode collapse; 1 is the ordinary one-sample D. Unconditional GANs only.
+    pack: int = 1
     # DiffAugment ops on every image D sees, comma-separated: color, translation, cutout.
     augment: str = ""
 
@@ -164,7 +167,7 @@ _CHOICES = {
 }
 _POSITIVE = (
     "model.latent_dim", "model.latent_range", "model.num_classes", "model.width", "train.steps",
-    "train.batch_size", "train.d_steps", "data.labelled_per_class",
+    "train.batch_size", "train.d_steps", "loss.pack", "data.labelled_per_class",
     "log.every", "log.sample_every", "log.checkpoint_every", "log.keep_checkpoints",
     "log.n_samples", "log.toy_points",
 )
@@ -192,6 +195,13 @@ def validate(config: RunConfig) -> RunConfig:
         parse_policy(config.loss.augment)
     except ValueError as error:
         raise GankitError(f"loss.augment={config.loss.augment!r}: {error}") from None
+    if config.loss.pack > 1:
+        if config.model.objective != "gan":
+            raise GankitError(f"loss.pack={config.loss.pack} needs model.objective=gan, not "
+                              f"{config.model.objective!r}")
+        if config.train.batch_size % config.loss.pack:
+            raise GankitError(f"train.batch_size={config.train.batch_size} must be a multiple "
+                              f"of loss.pack={config.loss.pack}")
     if not 0 <= config.train.ema < 1:
         raise GankitError(f"train.ema={config.train.ema!r} must be in [0, 1)")
     if len(config.train.betas) != 2 or not all(0 <= b < 1 for b in config.train.betas):

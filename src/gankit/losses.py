@@ -181,7 +181,8 @@ def gradient_penalty(
     interpolates = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)
     logits = discriminator(interpolates)
     (input_grads,) = torch.autograd.grad(logits.sum(), interpolates, create_graph=True)
-    grad_norms = torch.linalg.vector_norm(input_grads.flatten(1), dim=1)
+    # One norm per logit: a packed D (PacGAN) sees several samples as one input.
+    grad_norms = torch.linalg.vector_norm(input_grads.reshape(len(logits), -1), dim=1)
     return (grad_norms - target_norm).square().mean()
 
 
@@ -206,7 +207,8 @@ def r1_penalty(real_logits: torch.Tensor, real_inputs: torch.Tensor) -> torch.Te
             "r1_penalty needs real_inputs.requires_grad=True, set before computing real_logits"
         )
     (input_grads,) = torch.autograd.grad(real_logits.sum(), real_inputs, create_graph=True)
-    return input_grads.square().flatten(1).sum(dim=1).mean()
+    # Per logit, like the gradient penalty: a packed D's input is the whole pack.
+    return input_grads.square().reshape(len(real_logits), -1).sum(dim=1).mean()
 
 
 def d_probability(logits: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ from torch import nn
 from gankit.config import ModelConfig
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
+from gankit.nets.packed import PackedDiscriminator
 from gankit.nets.resnet import ResNetDiscriminator, ResNetGenerator
 
 
@@ -20,8 +21,16 @@ def build_generator(model: ModelConfig, sample_shape: tuple[int, ...]) -> nn.Mod
                         model.g_output, model.g_batchnorm)
 
 
-def build_discriminator(model: ModelConfig, sample_shape: tuple[int, ...]) -> nn.Module:
-    """The discriminator a model config names, taking samples of `sample_shape`."""
+def build_discriminator(model: ModelConfig, sample_shape: tuple[int, ...],
+                        pack: int = 1) -> nn.Module:
+    """The discriminator a model config names, taking samples of `sample_shape`.
+
+    With pack > 1 it judges `pack` samples at once (PacGAN): the inner net is built for `pack`
+    times the channels and wrapped in `PackedDiscriminator`.
+    """
+    if pack > 1:
+        packed_shape = (pack * sample_shape[0], *sample_shape[1:])
+        return PackedDiscriminator(build_discriminator(model, packed_shape), pack)
     if model.arch == "dcgan":
         return DCGANDiscriminator(sample_shape, model.width, model.d_spectral_norm)
     if model.arch == "resnet":
@@ -30,4 +39,5 @@ def build_discriminator(model: ModelConfig, sample_shape: tuple[int, ...]) -> nn
 
 
 __all__ = ["DCGANDiscriminator", "DCGANGenerator", "MLPDiscriminator", "MLPGenerator",
-           "ResNetDiscriminator", "ResNetGenerator", "build_discriminator", "build_generator"]
+           "PackedDiscriminator", "ResNetDiscriminator", "ResNetGenerator",
+           "build_discriminator", "build_generator"]

@@ -25,7 +25,8 @@ def _gan(config: RunConfig, sample_shape: tuple[int, ...],
          penalty_generator: torch.Generator | None) -> Objective:
     model, loss = config.model, config.loss
     return GANObjective(
-        build_generator(model, sample_shape), build_discriminator(model, sample_shape),
+        build_generator(model, sample_shape),
+        build_discriminator(model, sample_shape, pack=loss.pack),
         loss=loss.name, generator_loss=loss.generator, gp_weight=loss.gp_weight,
         r1_weight=loss.r1_weight, penalty_generator=penalty_generator, augment=loss.augment,
         latent_dim=model.latent_dim, latent=model.latent, latent_range=model.latent_range)

@@ -71,7 +71,9 @@ class RunPictures:
 
     def _discriminator_probability(self, points: np.ndarray) -> np.ndarray:
         points = torch.as_tensor(points, dtype=torch.float32, device=self.objective.device)
-        logits = self.objective.discriminator(points)
+        discriminator = self.objective.discriminator
+        # A packed D judges packs, not points: draw its verdict on packs of one repeated point.
+        logits = getattr(discriminator, "pointwise", discriminator)(points)
         return torch.sigmoid(logits).float().cpu().numpy()
 
     def _frame_1d(self, path: Path, fake: np.ndarray, step: int) -> Path:
