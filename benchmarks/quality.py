@@ -1,6 +1,7 @@
 """Train a preset and measure it at fixed wall-clock points: quality against time.
 
     python benchmarks/quality.py mnist-mlp --minutes 10
+    python benchmarks/quality.py mnist-dcgan --minutes 20 --every 2 train.threads=1
 
 Evaluation time is not counted as training time. Metrics, reference, extractor and n are the
 data's default protocol (`gankit.eval.evaluate.PROTOCOLS`) unless given. Prints a table and
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gankit.config import load_config
+from gankit.config import apply_overrides, load_config, validate
 from gankit.data import build_dataset
 from gankit.eval.evaluate import PROTOCOLS
 from gankit.train.loop import Trainer
@@ -26,6 +27,7 @@ from gankit.train.loop import Trainer
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("preset")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides such as train.threads=1")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=1.0, help="minutes between evaluations")
     parser.add_argument("--metrics", default=None, help="comma-separated (default: protocol)")
@@ -33,7 +35,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/quality"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--data-root", default=None)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
 
     overrides = {"train.steps": 10**9, "log.progress": False, "log.sample_every": 10**9,
                  "log.checkpoint_every": 10**9}
@@ -42,7 +44,7 @@ def main() -> None:
     if args.n:
         overrides["log.eval_n"] = args.n
     # Train for as long as the budget allows: the preset's own step count is not the limit.
-    config = load_config(args.preset, overrides)
+    config = validate(apply_overrides(load_config(args.preset, args.overrides), overrides))
     _, reference, features, n = PROTOCOLS[config.data.name]
     n = args.n or n
     data = build_dataset(config.data, args.data_root)
