@@ -76,6 +76,37 @@ def main() -> None:
                                   "reference": reference, "torch": torch.__version__,
                                   "machine": platform.machine(), "rows": rows}, indent=2))
     print(f"wrote {target}")
+    print(f"wrote {plot_folder(target.parent)}")
+
+
+def plot_folder(folder: Path) -> Path:
+    """quality.png: each metric against training minutes, one line per <preset>.json in folder
+    (so presets measured one after another, or side by side, land in one figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    results = [r for r in results if r.get("rows")]
+    keys = sorted({k for r in results for k in r["rows"][0]
+                   if k.split("/")[0] in ("fid", "precision", "recall")})
+    figure, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6), squeeze=False)
+    for axis, key in zip(axes[0], keys, strict=True):
+        for result in results:
+            rows = [row for row in result["rows"] if key in row]
+            axis.plot([row["minutes"] for row in rows], [row[key] for row in rows], "o-",
+                      label=result["preset"])
+        axis.set(xlabel="training minutes", title=key)
+        axis.grid(alpha=0.3)
+        if key.startswith("fid"):
+            axis.set_yscale("log")
+    axes[0][0].legend()
+    figure.tight_layout()
+    target = folder / "quality.png"
+    figure.savefig(target, dpi=100)
+    plt.close(figure)
+    return target
 
 
 if __name__ == "__main__":
