@@ -16,7 +16,6 @@ Writes the table as JSON (default runs/bench/throughput.json).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import statistics
@@ -30,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gankit.config import load_config
 from gankit.data import build_dataset
 from gankit.data.images import ImageData
+from gankit.objectives import build_objective
 from gankit.train.loop import Trainer
 
 # The levers gankit turns on by default in this benchmark (what its presets may use).
@@ -82,13 +82,15 @@ def build_case(name: str, levers: list[str], data_root, batch_size: int, threads
 
 
 class PlainStep:
-    """pytorch/examples' DCGAN step on copies of the same nets (fresh weights, same shapes)."""
+    """pytorch/examples' DCGAN step on the same nets, freshly built: plain modules, NCHW.
+
+    Built from the config rather than copied from the trainer's players: `train.compile`
+    compiles those in place, and a deep copy would keep calling the original's compiled code.
+    """
 
     def __init__(self, trainer: Trainer):
-        objective = trainer.objective
-        self.netG = copy.deepcopy(objective.generator).to(memory_format=torch.contiguous_format)
-        self.netD = copy.deepcopy(objective.discriminator).to(
-            memory_format=torch.contiguous_format)
+        objective = build_objective(trainer.config, tuple(trainer.data.shape))
+        self.netG, self.netD = objective.generator, objective.discriminator
         lr, betas = trainer.config.train.g_lr, tuple(trainer.config.train.betas)
         self.optG = torch.optim.Adam(self.netG.parameters(), lr=lr, betas=betas)
         self.optD = torch.optim.Adam(self.netD.parameters(), lr=lr, betas=betas)
@@ -123,6 +125,9 @@ def timed(step, n: int) -> float:
 def measure(name: str, levers: list[str], data_root, batch_size: int, threads: int,
             rounds: int, steps: int, peaks: dict[str, float]) -> dict:
     torch.set_num_threads(threads)
+    # Forget the previous case's compiled graphs (train.compile): reusing them for new nets
+    # failed here in backward with a parameter "modified by an inplace operation".
+    torch._dynamo.reset()
     trainer, config = build_case(name, levers, data_root, batch_size, threads)
     plain = PlainStep(trainer)
     with FlopCounterMode(display=False) as counter:

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm  # to recognise it, not to build it
 from tqdm.auto import tqdm
 
 from gankit.config import RunConfig, to_yaml
@@ -120,8 +122,12 @@ class Trainer:
             self.objective.share_fake = True
         if config.train.compile:
             # In place: state_dict keys, checkpoints and the EMA copy stay those of plain nets.
+            # Nets with spectral norm stay eager: its power iteration updates buffers inside
+            # forward, and torch 2.14.1's compiled SN-ResNet discriminator then failed in backward
+            # ("modified by an inplace operation") on the second step.
             for net in self.objective.players().values():
-                net.compile()
+                if not _has_spectral_norm(net):
+                    net.compile()
         n_fixed = config.log.toy_points if data.kind == "points" else config.log.n_samples
         self.fixed_latent = objective.fixed_latent(
             n_fixed, torch.Generator().manual_seed(seed + 3), self.device)
@@ -371,6 +377,16 @@ def to_device(batch: Any, device: torch.device,
     if batch.dim() == 4 and memory_format != torch.contiguous_format:
         batch = batch.contiguous(memory_format=memory_format)
     return batch
+
+
+def _has_spectral_norm(net: nn.Module) -> bool:
+    """Whether any layer of `net` carries torch's spectral-norm parametrization."""
+    for module in net.modules():
+        if parametrize.is_parametrized(module):
+            for parametrizations in module.parametrizations.values():
+                if any(isinstance(p, _SpectralNorm) for p in parametrizations):
+                    return True
+    return False
 
 
 def _grad_norm(net: nn.Module) -> torch.Tensor:
