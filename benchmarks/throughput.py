@@ -125,8 +125,8 @@ def timed(step, n: int) -> float:
 def measure(name: str, levers: list[str], data_root, batch_size: int, threads: int,
             rounds: int, steps: int, peaks: dict[str, float]) -> dict:
     torch.set_num_threads(threads)
-    # Forget the previous case's compiled graphs (train.compile): reusing them for new nets
-    # failed here in backward with a parameter "modified by an inplace operation".
+    # With train.compile, each case compiles its own nets from scratch: its compile time stays
+    # in its own warm-up, not shared with the previous case's cached graphs.
     torch._dynamo.reset()
     trainer, config = build_case(name, levers, data_root, batch_size, threads)
     plain = PlainStep(trainer)
