@@ -249,6 +249,7 @@ def test_non_positive_is_out_of_range(override, key):
     ("train.g_lr=-1e-3", "train.g_lr", ">= 0"),
     ("loss.gp_weight=-1", "loss.gp_weight", ">= 0"),
     ("model.d_dropout=1.0", "model.d_dropout", "< 1"),
+    ("model.d_fc_width=-256", "model.d_fc_width", ">= 0"),
 ])
 def test_other_ranges(override, key, bound):
     with pytest.raises(GankitError) as excinfo:

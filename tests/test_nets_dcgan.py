@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -73,14 +74,42 @@ def test_every_batchnorm_has_default_eps_and_momentum(size):
         assert norm.eps == 1e-5 and norm.momentum == 0.1
 
 
+def test_fully_connected_read_out_computes_the_documented_layers():
+    torch.manual_seed(0)
+    discriminator = DCGANDiscriminator(image_shape=(1, 28, 28), width=8, hidden=12).eval()
+    *convs, flatten, first, activation, last = discriminator.net
+    assert isinstance(flatten, nn.Flatten) and isinstance(activation, nn.LeakyReLU)
+    assert (first.in_features, first.out_features) == (16 * 7 * 7, 12)
+    assert (last.in_features, last.out_features) == (12, 1)
+    images = signed_images(5, 1, 28)
+    last_map = nn.Sequential(*convs)(images)
+    assert last_map.shape == (5, 16, 7, 7)
+    hidden = F.leaky_relu(last_map.flatten(1) @ first.weight.T + first.bias, 0.2)
+    expected = hidden @ last.weight[0] + last.bias
+    # DCGAN's N(0, 0.02) init makes the logits ~1e-4, so compare relative to their scale.
+    scale = expected.abs().max()
+    assert (discriminator(images) - expected).abs().max() < 1e-4 * scale
+    # The read-out is nonlinear: unlike the plain DCGAN head, D(-map) is not -D(map) + 2 bias.
+    flipped = nn.Sequential(flatten, first, activation, last)(-last_map).reshape(-1)
+    assert (flipped - (2 * last.bias - expected)).abs().max() > 0.1 * scale
+    # Channels_last input gives the same logits: Flatten reads the logical (C, H, W) order.
+    channels_last = discriminator(images.to(memory_format=torch.channels_last))
+    assert (channels_last - expected).abs().max() < 1e-4 * scale
+    with pytest.raises(ValueError, match="-1"):
+        DCGANDiscriminator(image_shape=(1, 28, 28), hidden=-1)
+
+
+@pytest.mark.parametrize("hidden", [0, 12])
 @pytest.mark.parametrize("size", SIZES)
-def test_spectral_norm_replaces_batchnorm_on_every_conv(size):
-    discriminator = DCGANDiscriminator(image_shape=(3, size, size), width=8, spectral_norm=True)
+def test_spectral_norm_replaces_batchnorm_on_every_conv(size, hidden):
+    discriminator = DCGANDiscriminator(image_shape=(3, size, size), width=8, spectral_norm=True,
+                                       hidden=hidden)
     assert not any(isinstance(m, nn.modules.batchnorm._NormBase) for m in discriminator.modules())
     layers = [m for m in discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert layers
     assert all(parametrize.is_parametrized(layer, "weight") for layer in layers)
-    plain = DCGANDiscriminator(image_shape=(3, size, size), width=8)
+    assert sum(isinstance(layer, nn.Linear) for layer in layers) == (2 if hidden else 0)
+    plain = DCGANDiscriminator(image_shape=(3, size, size), width=8, hidden=hidden)
     assert any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
     assert not any(parametrize.is_parametrized(m) for m in plain.modules())
 
@@ -101,6 +130,9 @@ def test_init_follows_dcgan():
     weights = torch.cat([norm.weight.detach() for norm in norms])
     assert abs(weights.mean().item() - 1) < 0.01 and abs(weights.std().item() - 0.02) < 0.004
     assert all(torch.all(norm.bias == 0) for norm in norms)
+    read_out = DCGANDiscriminator(image_shape=shape, hidden=64)
+    first = next(m for m in read_out.modules() if isinstance(m, nn.Linear))
+    assert abs(first.weight.std().item() - 0.02) < 0.1 * 0.02 and torch.all(first.bias == 0)
 
 
 @pytest.mark.parametrize("spectral_norm", [False, True])

@@ -46,6 +46,11 @@ def test_auxiliary_classifier_shares_the_body_and_returns_class_logits():
     discriminator = AuxiliaryClassifierDiscriminator(base, num_classes=10)
     logits, classes = discriminator(torch.randn(5, 1, 28, 28))
     assert logits.shape == (5,) and classes.shape == (5, 10)
+    # With a fully connected read-out both heads read its hidden layer.
+    read_out = AuxiliaryClassifierDiscriminator(DCGANDiscriminator((1, 28, 28), width=8, hidden=6),
+                                                num_classes=10)
+    assert read_out.classifier.in_features == 6
+    assert read_out(torch.randn(5, 1, 28, 28))[1].shape == (5, 10)
     mlp = AuxiliaryClassifierDiscriminator(MLPDiscriminator((6,), [5]), num_classes=4)
     assert mlp.classifier.in_features == 5 and mlp(torch.randn(2, 6))[1].shape == (2, 4)
 

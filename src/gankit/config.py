@@ -53,6 +53,7 @@ class ModelConfig:
     width: int = 64  # dcgan: channels of the widest-resolution conv layer (ngf = ndf);
     # resnet: channels of every residual block (SNGAN's ch)
     d_spectral_norm: bool = False  # dcgan: spectral norm on D's convs in place of batch norm
+    d_fc_width: int = 0  # dcgan: a fully connected hidden layer of this many units before D's logit
     latent_dim: int = 100
     latent: str = "normal"  # normal | uniform
     latent_range: float = 1.0  # uniform noise is U[-latent_range, latent_range]
@@ -173,7 +174,8 @@ _POSITIVE = (
 )
 _NON_NEGATIVE = (
     "loss.gp_weight", "loss.r1_weight", "train.g_lr", "train.d_lr", "train.momentum",
-    "train.threads", "model.d_dropout", "log.eval_every", "log.eval_n", "data.pad",
+    "train.threads", "model.d_dropout", "model.d_fc_width", "log.eval_every", "log.eval_n",
+    "data.pad",
 )
 
 

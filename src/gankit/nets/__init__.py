@@ -32,7 +32,8 @@ def build_discriminator(model: ModelConfig, sample_shape: tuple[int, ...],
         packed_shape = (pack * sample_shape[0], *sample_shape[1:])
         return PackedDiscriminator(build_discriminator(model, packed_shape), pack)
     if model.arch == "dcgan":
-        return DCGANDiscriminator(sample_shape, model.width, model.d_spectral_norm)
+        return DCGANDiscriminator(sample_shape, model.width, model.d_spectral_norm,
+                                  model.d_fc_width)
     if model.arch == "resnet":
         return ResNetDiscriminator(sample_shape, model.width)  # always spectrally normed
     return MLPDiscriminator(sample_shape, model.d_hidden, model.d_activation, model.d_dropout)

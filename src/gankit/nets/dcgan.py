@@ -41,12 +41,13 @@ def image_size(image_shape: tuple[int, ...]) -> int:
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN's initialisation for one module; use as `net.apply(dcgan_init)`.
 
-    Conv and transposed-conv weights ~ N(0, 0.02), batch-norm weights ~ N(1, 0.02), biases 0.
+    Conv, transposed-conv and linear weights ~ N(0, 0.02), batch-norm weights ~ N(1, 0.02),
+    biases 0.
 
     Args:
         module: any module; those that are not convs or batch norms are left alone.
     """
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if module.bias is not None:
             # Start every unit unbiased, as the batch-norm biases do.
@@ -125,10 +126,16 @@ class DCGANDiscriminator(nn.Module):
     - 32 px: Conv(C, w) -> 16x16, Conv(w, 2w) -> 8x8, Conv(2w, 4w) -> 4x4, Conv(4w, 1, k4) -> 1x1.
     - 28 px: Conv(C, w) -> 14x14, Conv(w, 2w) -> 7x7, Conv(2w, 1, k7) -> 1x1.
 
+    With `hidden` > 0 the last conv is replaced by Flatten, Linear(features, hidden),
+    LeakyReLU(0.2), Linear(hidden, 1): a nonlinear read-out of the whole last map, as in
+    InfoGAN's MNIST discriminator. A Linear rather than a 7x7 conv because it is the same map
+    and about 3x faster on a CPU.
+
     Args:
         image_shape: shape of one image, (C, S, S) with S in 28, 32, 64.
         width: channels of the first conv (w above).
-        spectral_norm: spectral norm on every conv in place of batch norm.
+        spectral_norm: spectral norm on every conv and linear layer in place of batch norm.
+        hidden: units of a fully connected hidden layer before the logit (0: none, as DCGAN).
 
     Raises:
         ValueError: for an unsupported image shape.
@@ -139,8 +146,11 @@ class DCGANDiscriminator(nn.Module):
         image_shape: tuple[int, int, int] = (1, 28, 28),
         width: int = 64,
         spectral_norm: bool = False,
+        hidden: int = 0,
     ):
         super().__init__()
+        if hidden < 0:
+            raise ValueError(f"the discriminator's hidden layer needs >= 0 units, got {hidden}")
         size = image_size(image_shape)
         self.image_shape = tuple(image_shape)
         self.spectral_norm = spectral_norm
@@ -160,8 +170,12 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(channels * 2))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             channels, side = channels * 2, side // 2
-        # A valid conv as large as the last map reduces it to one logit.
-        layers.append(nn.Conv2d(channels, 1, kernel_size=side))
+        if hidden:
+            layers += [nn.Flatten(), nn.Linear(channels * side * side, hidden),
+                       nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, 1)]
+        else:
+            # A valid conv as large as the last map reduces it to one logit.
+            layers.append(nn.Conv2d(channels, 1, kernel_size=side))
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
         if spectral_norm:
