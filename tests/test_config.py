@@ -259,6 +259,18 @@ def test_other_ranges(override, key, bound):
     assert bound in message
 
 
+@pytest.mark.parametrize("preset, override", [
+    ("toy-ring", "model.d_fc_width=256"),          # an MLP
+    ("fashion-resnet", "model.d_spectral_norm=true"),
+])
+def test_dcgan_only_keys_are_refused_for_other_architectures(preset, override):
+    with pytest.raises(GankitError) as excinfo:
+        load_config(preset, [override])
+    message = error_line(excinfo)
+    assert override.split("=")[0] in message and "arch=dcgan" in message
+    assert load_config("mnist-dcgan", [override]).model.arch == "dcgan"
+
+
 def test_bad_choice_lists_the_choices():
     with pytest.raises(GankitError) as excinfo:
         load_config("toy-ring", ["loss.generator=bogus"])

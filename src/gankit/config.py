@@ -191,6 +191,12 @@ def validate(config: RunConfig) -> RunConfig:
     for key in _NON_NEGATIVE:
         if not flat[key] >= 0:
             raise GankitError(f"{key}={flat[key]!r} must be >= 0")
+    if config.model.arch != "dcgan":
+        # Say so rather than build a net without the layer the user asked for.
+        for key in ("d_fc_width", "d_spectral_norm"):
+            if getattr(config.model, key):
+                raise GankitError(f"model.{key} applies to model.arch=dcgan only, not "
+                                  f"{config.model.arch!r}")
     if config.model.d_dropout >= 1:
         raise GankitError(f"model.d_dropout={config.model.d_dropout!r} must be < 1")
     try:
