@@ -45,7 +45,7 @@ def dcgan_init(module: nn.Module) -> None:
     biases 0.
 
     Args:
-        module: any module; those that are not convs or batch norms are left alone.
+        module: any module; those that are not convs, linears or batch norms are left alone.
     """
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
