@@ -250,6 +250,7 @@ def test_non_positive_is_out_of_range(override, key):
     ("loss.gp_weight=-1", "loss.gp_weight", ">= 0"),
     ("model.d_dropout=1.0", "model.d_dropout", "< 1"),
     ("model.d_fc_width=-256", "model.d_fc_width", ">= 0"),
+    ("model.g_width=-64", "model.g_width", ">= 0"),
 ])
 def test_other_ranges(override, key, bound):
     with pytest.raises(GankitError) as excinfo:
@@ -262,6 +263,7 @@ def test_other_ranges(override, key, bound):
 @pytest.mark.parametrize("preset, override", [
     ("toy-ring", "model.d_fc_width=256"),          # an MLP
     ("fashion-resnet", "model.d_spectral_norm=true"),
+    ("fashion-resnet", "model.g_width=64"),
 ])
 def test_dcgan_only_keys_are_refused_for_other_architectures(preset, override):
     with pytest.raises(GankitError) as excinfo:

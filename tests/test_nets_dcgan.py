@@ -9,6 +9,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
+from gankit.config import ModelConfig
+from gankit.nets import build_discriminator, build_generator
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
 SIZES = [28, 32, 64]
@@ -185,3 +187,17 @@ def test_unsupported_sizes_raise_naming_the_size():
         DCGANDiscriminator(image_shape=(3, 30, 30))
     with pytest.raises(ValueError, match="square"):
         DCGANGenerator(image_shape=(1, 28, 32))
+
+
+def test_g_width_widens_the_generator_only():
+    model = ModelConfig(arch="dcgan", width=8, g_width=24, latent_dim=16)
+    generator = build_generator(model, (3, 28, 28))
+    discriminator = build_discriminator(model, (3, 28, 28))
+    g_channels = [m.out_channels for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)]
+    d_channels = [m.out_channels for m in discriminator.modules() if isinstance(m, nn.Conv2d)]
+    assert g_channels == [48, 24, 3]  # 28 px: 2w, w, C with w = g_width
+    assert d_channels == [8, 16, 1]  # D keeps model.width
+    # 0 (the default) means the same width for both.
+    same = build_generator(ModelConfig(arch="dcgan", width=8, latent_dim=16), (3, 28, 28))
+    assert [m.out_channels for m in same.modules() if isinstance(m, nn.ConvTranspose2d)] == [
+        16, 8, 3]

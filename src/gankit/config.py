@@ -50,10 +50,12 @@ class ModelConfig:
     objective: str = "gan"
     num_classes: int = 10  # conditional objectives: how many labels
     arch: str = "mlp"  # mlp | dcgan | resnet (SNGAN, 32 px only; D always spectrally normed)
-    width: int = 64  # dcgan: channels of the widest-resolution conv layer (ngf = ndf);
+    width: int = 64  # dcgan: channels of the widest-resolution conv layer (ndf; ngf too unless
+    # g_width is set);
     # resnet: channels of every residual block (SNGAN's ch)
     d_spectral_norm: bool = False  # dcgan: spectral norm on D's convs in place of batch norm
     d_fc_width: int = 0  # dcgan: a fully connected hidden layer of this many units before D's logit
+    g_width: int = 0  # dcgan: G's width where it differs from D's (0: model.width for both)
     latent_dim: int = 100
     latent: str = "normal"  # normal | uniform
     latent_range: float = 1.0  # uniform noise is U[-latent_range, latent_range]
@@ -174,8 +176,8 @@ _POSITIVE = (
 )
 _NON_NEGATIVE = (
     "loss.gp_weight", "loss.r1_weight", "train.g_lr", "train.d_lr", "train.momentum",
-    "train.threads", "model.d_dropout", "model.d_fc_width", "log.eval_every", "log.eval_n",
-    "data.pad",
+    "train.threads", "model.d_dropout", "model.d_fc_width", "model.g_width", "log.eval_every",
+    "log.eval_n", "data.pad",
 )
 
 
@@ -193,7 +195,7 @@ def validate(config: RunConfig) -> RunConfig:
             raise GankitError(f"{key}={flat[key]!r} must be >= 0")
     if config.model.arch != "dcgan":
         # Say so rather than build a net without the layer the user asked for.
-        for key in ("d_fc_width", "d_spectral_norm"):
+        for key in ("d_fc_width", "d_spectral_norm", "g_width"):
             if getattr(config.model, key):
                 raise GankitError(f"model.{key} applies to model.arch=dcgan only, not "
                                   f"{config.model.arch!r}")

@@ -14,7 +14,7 @@ from gankit.nets.resnet import ResNetDiscriminator, ResNetGenerator
 def build_generator(model: ModelConfig, sample_shape: tuple[int, ...]) -> nn.Module:
     """The generator a model config names, producing samples of `sample_shape`."""
     if model.arch == "dcgan":
-        return DCGANGenerator(model.latent_dim, sample_shape, model.width)
+        return DCGANGenerator(model.latent_dim, sample_shape, model.g_width or model.width)
     if model.arch == "resnet":
         return ResNetGenerator(model.latent_dim, sample_shape, model.width)
     return MLPGenerator(model.latent_dim, sample_shape, model.g_hidden, model.g_activation,
