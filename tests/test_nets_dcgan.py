@@ -190,14 +190,12 @@ def test_unsupported_sizes_raise_naming_the_size():
 
 
 def test_g_width_widens_the_generator_only():
+    def channels(net, kind):
+        return [m.out_channels for m in net.modules() if isinstance(m, kind)]
+
     model = ModelConfig(arch="dcgan", width=8, g_width=24, latent_dim=16)
-    generator = build_generator(model, (3, 28, 28))
-    discriminator = build_discriminator(model, (3, 28, 28))
-    g_channels = [m.out_channels for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)]
-    d_channels = [m.out_channels for m in discriminator.modules() if isinstance(m, nn.Conv2d)]
-    assert g_channels == [48, 24, 3]  # 28 px: 2w, w, C with w = g_width
-    assert d_channels == [8, 16, 1]  # D keeps model.width
+    assert channels(build_generator(model, (3, 28, 28)), nn.ConvTranspose2d) == [48, 24, 3]
+    assert channels(build_discriminator(model, (3, 28, 28)), nn.Conv2d) == [8, 16, 1]
     # 0 (the default) means the same width for both.
-    same = build_generator(ModelConfig(arch="dcgan", width=8, latent_dim=16), (3, 28, 28))
-    assert [m.out_channels for m in same.modules() if isinstance(m, nn.ConvTranspose2d)] == [
-        16, 8, 3]
+    same = ModelConfig(arch="dcgan", width=8, latent_dim=16)
+    assert channels(build_generator(same, (3, 28, 28)), nn.ConvTranspose2d) == [16, 8, 3]

@@ -50,9 +50,9 @@ class ModelConfig:
     objective: str = "gan"
     num_classes: int = 10  # conditional objectives: how many labels
     arch: str = "mlp"  # mlp | dcgan | resnet (SNGAN, 32 px only; D always spectrally normed)
-    width: int = 64  # dcgan: channels of the widest-resolution conv layer (ndf; ngf too unless
-    # g_width is set);
+    # dcgan: channels of the widest-resolution conv layer (ndf, and ngf unless g_width is set);
     # resnet: channels of every residual block (SNGAN's ch)
+    width: int = 64
     d_spectral_norm: bool = False  # dcgan: spectral norm on D's convs in place of batch norm
     d_fc_width: int = 0  # dcgan: a fully connected hidden layer of this many units before D's logit
     g_width: int = 0  # dcgan: G's width where it differs from D's (0: model.width for both)
