@@ -21,6 +21,7 @@ import torch
 
 import gankit
 from gankit.data import build_dataset
+from gankit.errors import GankitError
 from gankit.eval.features import load_extractor
 from gankit.eval.modes import MNIST_CLASSES, mode_metrics, stacked_mnist_modes
 
@@ -72,7 +73,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for run in args.runs:
-        model = gankit.load(run)
+        try:
+            model = gankit.load(run)
+        except GankitError as error:  # one line, not a traceback
+            raise SystemExit(str(error)) from None
         data = build_dataset(model.config.data, args.data_root)
         if data.kind == "points" and data.shape[0] == 2:
             row = toy_row(model, data)
