@@ -110,6 +110,48 @@ def _predicted_digits(channel_images: torch.Tensor, classify) -> torch.Tensor:
     return logits.argmax(dim=1).cpu()
 
 
+def kl_to_uniform(counts: torch.Tensor) -> float:
+    """KL(p_hat || uniform) in nats of a histogram of integer counts, with 0 log 0 = 0."""
+    n = int(counts.sum())
+    reached = counts[counts > 0].to(torch.float64)  # 0 log 0 = 0: empty bins drop out
+    # The ratio k p_hat as (k count) / n, both exact integers, is exactly 1 for an even spread,
+    # so its log and the KL are exactly 0 there rather than a rounding error.
+    ratios = reached * len(counts) / n
+    # KL >= 0; rounding can leave a near-even spread a hair below.
+    return max(float((reached / n * torch.log(ratios)).sum()), 0.0)
+
+
+def stacked_mnist_digits(images, classify, batch_size: int = 1000) -> torch.Tensor:
+    """The classifier's digit for each channel of Stacked MNIST images: (N, 3) int64, on the CPU.
+
+    Args and Raises as `stacked_mnist_modes`, which counts modes from these digits.
+    """
+    images = torch.as_tensor(images)
+    if images.ndim != 4 or tuple(images.shape[1:]) != STACKED_MNIST_SHAPE or len(images) == 0:
+        raise ValueError(
+            f"images must have shape (N, 3, 28, 28) with N > 0, got {tuple(images.shape)}"
+        )
+    if not images.is_floating_point():
+        raise ValueError(f"images must be float in [-1, 1], got dtype {images.dtype}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+    digits = []
+    with torch.no_grad():
+        for batch in images.split(batch_size):
+            digits.append(torch.stack([
+                _predicted_digits(batch[:, channel : channel + 1], classify)
+                for channel in range(STACKED_MNIST_SHAPE[0])
+            ], dim=1))
+    return torch.cat(digits)
+
+
+def stacked_mnist_counts(digits: torch.Tensor) -> torch.Tensor:
+    """Images per mode (100 d_0 + 10 d_1 + d_2, 1,000 of them) from (N, 3) channel digits."""
+    modes = (digits * torch.tensor([100, 10, 1])).sum(dim=1)
+    return torch.bincount(modes, minlength=STACKED_MNIST_N_MODES)
+
+
 def stacked_mnist_modes(images, classify, batch_size: int = 1000) -> dict:
     """Modes reached and reverse KL of generated Stacked MNIST images (1,000 modes).
 
@@ -139,35 +181,11 @@ def stacked_mnist_modes(images, classify, batch_size: int = 1000) -> dict:
         ValueError: images not a float (N, 3, 28, 28) tensor with N > 0, batch_size not a
             positive integer, or classify returning logits of the wrong shape.
     """
-    images = torch.as_tensor(images)
-    if images.ndim != 4 or tuple(images.shape[1:]) != STACKED_MNIST_SHAPE or len(images) == 0:
-        raise ValueError(
-            f"images must have shape (N, 3, 28, 28) with N > 0, got {tuple(images.shape)}"
-        )
-    if not images.is_floating_point():
-        raise ValueError(f"images must be float in [-1, 1], got dtype {images.dtype}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-
-    modes = []
-    with torch.no_grad():
-        for batch in images.split(batch_size):
-            digits = [
-                _predicted_digits(batch[:, channel : channel + 1], classify)
-                for channel in range(STACKED_MNIST_SHAPE[0])
-            ]
-            modes.append(100 * digits[0] + 10 * digits[1] + digits[2])
-    counts = torch.bincount(torch.cat(modes), minlength=STACKED_MNIST_N_MODES)
-    n_images = len(images)
-    reached = counts[counts > 0].to(torch.float64)  # 0 log 0 = 0: empty modes drop out
-    # The ratio 1000 p_hat as (1000 count) / n, both exact integers, is exactly 1 for an even
-    # spread, so its log and the KL are exactly 0 there rather than a rounding error.
-    ratios = reached * STACKED_MNIST_N_MODES / n_images
-    reverse_kl = float((reached / n_images * torch.log(ratios)).sum())
+    digits = stacked_mnist_digits(images, classify, batch_size)
+    counts = stacked_mnist_counts(digits)
     return {
-        "modes": len(reached),
+        "modes": int((counts > 0).sum()),
         "n_modes": STACKED_MNIST_N_MODES,
-        # KL >= 0; rounding can leave a near-even spread a hair below.
-        "reverse_kl": max(reverse_kl, 0.0),
-        "n": n_images,
+        "reverse_kl": kl_to_uniform(counts),
+        "n": len(digits),
     }
