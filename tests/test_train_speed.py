@@ -86,6 +86,19 @@ def test_compile_leaves_spectrally_normed_players_eager(tmp_path):
     assert trainer.objective.generator._compiled_call_impl is not None
 
 
+@pytest.mark.parametrize("penalty", ["loss.r1_weight", "loss.gp_weight"])
+def test_compile_leaves_a_gradient_penalised_discriminator_eager(tmp_path, penalty):
+    # The penalties need double backward, which compiled (aot_autograd) graphs do not support:
+    # compiling D made the second train_step raise.
+    trainer = digits_trainer(tmp_path, "pen", **{penalty: 1.0, "train.compile": True,
+                                                "model.d_dropout": 0})
+    for _ in range(2):
+        stats = trainer.train_step()
+    assert trainer.objective.discriminator._compiled_call_impl is None
+    assert trainer.objective.generator._compiled_call_impl is not None
+    assert torch.isfinite(stats["d_loss"]) and torch.isfinite(stats["g_loss"])
+
+
 def test_fp16_needs_cuda_and_says_so_in_one_line(tmp_path):
     from gankit.errors import GankitError
 

@@ -103,7 +103,8 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     # Speed levers that leave the maths unchanged: image batches and conv weights in NHWC
     # (oneDNN's native layout on CPUs), one fused kernel per optimizer step, and torch.compile
-    # of both players (a one-off compile of a minute or so; nets with spectral norm stay eager).
+    # of both players (a one-off compile of a minute or so; nets with spectral norm, and D under R1
+    # or a gradient penalty, stay eager).
     channels_last: bool = False
     # With k = 1, reuse the D step's G(z) (and z) for the G step, as pytorch/examples does:
     # one generator forward per iteration instead of two. Off: fresh noise, as in Algorithm 1.

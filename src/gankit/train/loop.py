@@ -124,9 +124,11 @@ class Trainer:
             # In place: state_dict keys, checkpoints and the EMA copy stay those of plain nets.
             # Nets with spectral norm stay eager: its power iteration updates buffers inside
             # forward, and torch 2.14.1's compiled SN-ResNet discriminator then failed in backward
-            # ("modified by an inplace operation") on the second step.
-            for net in self.objective.players().values():
-                if not _has_spectral_norm(net):
+            # ("modified by an inplace operation") on the second step. R1 and the gradient
+            # penalty differentiate D's gradient, and aot_autograd cannot do double backward.
+            penalised = config.loss.r1_weight > 0 or config.loss.gp_weight > 0
+            for name, net in self.objective.players().items():
+                if not (_has_spectral_norm(net) or (penalised and name == "discriminator")):
                     net.compile()
         n_fixed = config.log.toy_points if data.kind == "points" else config.log.n_samples
         self.fixed_latent = objective.fixed_latent(
