@@ -94,3 +94,11 @@ def test_the_discriminator_sees_augmented_images_in_both_phases():
     d_loss_plain = plain.discriminator_phase(real, latent)[0]
     d_loss_aug = augmented.discriminator_phase(real, latent)[0]
     assert d_loss_aug != d_loss_plain
+
+
+def test_augmenting_points_is_refused_in_one_line():
+    # It used to fail deep inside D with a matrix-shape error.
+    config = tiny_config("toy-grid", **{"loss.augment": "translation"})
+    with pytest.raises(GankitError, match=r"loss.augment='translation' needs images; grid gives "
+                                          r"samples of shape \(2,\)"):
+        build_objective(config, (2,))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 
 from gankit.config import RunConfig
+from gankit.errors import GankitError
 from gankit.nets import build_discriminator, build_generator
 from gankit.nets.conditional import AuxiliaryClassifierDiscriminator, ProjectionDiscriminator
 from gankit.objectives.base import Objective
@@ -60,6 +61,10 @@ BUILDERS: dict[str, Callable[..., Objective]] = {
 def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
                     penalty_generator: torch.Generator | None = None) -> Objective:
     """The objective (with freshly initialised players) that a run config describes."""
+    if config.loss.augment and len(sample_shape) != 3:
+        # DiffAugment's ops shift, crop and recolour C x H x W images.
+        raise GankitError(f"loss.augment={config.loss.augment!r} needs images; "
+                          f"{config.data.name} gives samples of shape {tuple(sample_shape)}")
     return BUILDERS[config.model.objective](config, sample_shape, penalty_generator)
 
 
