@@ -9,6 +9,7 @@ import torch
 
 from conftest import tiny_config
 from gankit.data import build_dataset
+from gankit.errors import GankitError
 from gankit.train.checkpoint import load_checkpoint
 from gankit.train.loop import Trainer
 
@@ -225,3 +226,10 @@ def test_logged_gradient_norm_is_that_of_the_logged_step_not_divided_by_the_wind
     trainer.fit()
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert logged[0]["g_grad_norm"] == pytest.approx(measured[0], rel=1e-5)
+
+
+def test_a_refused_config_leaves_no_run_folder(tmp_path):
+    config = tiny_config("toy-grid", **{"loss.augment": "translation"})
+    with pytest.raises(GankitError, match="needs images"):
+        Trainer(config, tmp_path / "run", build_dataset(config.data))
+    assert not (tmp_path / "run").exists()

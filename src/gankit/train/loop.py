@@ -85,7 +85,6 @@ class Trainer:
                  data_root: str | Path | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data = data
         self.data_root = data_root
         self.device = resolve_device(config.train.device)
@@ -136,6 +135,8 @@ class Trainer:
         self.progress = config.log.progress if progress is None else progress
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumes
+        # Only now: a config refused above leaves no empty run folder behind.
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.pictures = RunPictures(self.run_dir, data, self.objective, self.fixed_latent)
         self.events = None
         if config.log.tensorboard:
