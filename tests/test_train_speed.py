@@ -86,6 +86,23 @@ def test_compile_leaves_spectrally_normed_players_eager(tmp_path):
     assert trainer.objective.generator._compiled_call_impl is not None
 
 
+def test_a_compiled_packed_discriminator_trains_through_a_whole_run(tmp_path):
+    from gankit.data.root import resolve_data_root
+
+    if not (resolve_data_root() / "MNIST" / "raw").is_dir():
+        pytest.skip("MNIST is not under the data root")
+    # Compiled nets share dynamo's cache (every module's compiled call is Module._call_impl), so
+    # after a compiled run of other shapes in the same process (here a packed toy D) the next
+    # run's sizes became symbolic, and torch 2.14.1's inductor raised on the packed D's reshape.
+    torch._dynamo.reset()
+    first = tiny_config("toy-grid", **{"loss.pack": 2, "loss.r1_weight": 0, "train.compile": True})
+    Trainer(first, tmp_path / "first", build_dataset(first.data)).fit()
+    trainer = digits_trainer(tmp_path, "packed", **DCGAN, **{"loss.pack": 2, "train.compile": True})
+    run = trainer.fit()
+    assert trainer.step == trainer.config.train.steps
+    assert (run / "checkpoints" / "latest").exists()
+
+
 @pytest.mark.parametrize("penalty", ["loss.r1_weight", "loss.gp_weight"])
 def test_compile_leaves_a_gradient_penalised_discriminator_eager(tmp_path, penalty):
     # The penalties need double backward, which compiled (aot_autograd) graphs do not support:

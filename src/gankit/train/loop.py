@@ -125,10 +125,13 @@ class Trainer:
             # forward, and torch 2.14.1's compiled SN-ResNet discriminator then failed in backward
             # ("modified by an inplace operation") on the second step. R1 and the gradient
             # penalty differentiate D's gradient, and aot_autograd cannot do double backward.
+            # Static shapes: a run's batch shapes are few and fixed, and torch 2.14.1's inductor
+            # failed on a packed D's reshape once an earlier compiled run in the same process
+            # had made its sizes symbolic.
             penalised = config.loss.r1_weight > 0 or config.loss.gp_weight > 0
             for name, net in self.objective.players().items():
                 if not (_has_spectral_norm(net) or (penalised and name == "discriminator")):
-                    net.compile()
+                    net.compile(dynamic=False)
         n_fixed = config.log.toy_points if data.kind == "points" else config.log.n_samples
         self.fixed_latent = objective.fixed_latent(
             n_fixed, torch.Generator().manual_seed(seed + 3), self.device)
