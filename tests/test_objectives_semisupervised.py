@@ -237,6 +237,11 @@ def test_tiny_run_logs_test_error_and_reports_it(tmp_path):
     model = gankit.load(run)
     assert model.discriminator.initialized.item() == 1
     assert model.sample(4, seed=0).shape == (4, 1, 8, 8)
+    # D classifies 10 digits, but G takes no labels: sampling and evaluation draw no labels
+    # (they used to, and failed with a TypeError in sample_latent).
+    assert model.num_classes == 0
+    with pytest.raises(GankitError, match="is not a conditional model"):
+        model.sample(4, labels=[0, 1])
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path):

@@ -21,7 +21,7 @@ from gankit.config import (
 )
 from gankit.data import build_dataset
 from gankit.errors import GankitError
-from gankit.objectives import build_objective
+from gankit.objectives import ConditionalGANObjective, build_objective
 from gankit.train.checkpoint import load_checkpoint, resolve_checkpoint
 from gankit.train.loop import CONFIG_FILE, Trainer, resolve_device
 
@@ -116,7 +116,9 @@ class TrainedGAN:
     @property
     def num_classes(self) -> int:
         """How many labels a conditional model takes (0 for an unconditional one)."""
-        return getattr(self.objective, "num_classes", 0)
+        # Not any objective's num_classes: a semi-supervised D classifies, but its G takes none.
+        conditional = isinstance(self.objective, ConditionalGANObjective)
+        return self.objective.num_classes if conditional else 0
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, batch_size: int = 1024,
