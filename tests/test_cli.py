@@ -45,6 +45,11 @@ def test_train_prints_the_run_folder_and_sample_writes_png_and_npy(tmp_path, cap
     assert points.shape == (300, 2)
     assert Image.open(target).size[0] > 100
 
+    # A non-picture --out is refused before sampling (a toy run's plot failed on .npy).
+    assert main(["sample", str(out), "--out", str(tmp_path / "points.npy"), "--npy"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "points.npy: the picture needs a .png/.jpg/.jpeg" in error
+
     assert main(["train", "--resume", str(out), "--no-progress", "train.steps=12"]) == 0
     assert "step_00000012" in (out / "checkpoints" / "latest").read_text()
 

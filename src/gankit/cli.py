@@ -135,6 +135,10 @@ def _presets() -> int:
     return 0
 
 
+# Formats that both the image grid (PIL) and the toy plots (matplotlib) can write.
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
 def _sample(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -143,6 +147,9 @@ def _sample(args: argparse.Namespace) -> int:
     from gankit.viz.toy import plot_samples
 
     labels = _parse_labels(args.labels) if args.labels else None
+    if args.out is not None and args.out.suffix.lower() not in PICTURE_SUFFIXES:
+        raise GankitError(f"--out {args.out}: the picture needs a {'/'.join(PICTURE_SUFFIXES)} "
+                          "path (--npy writes the raw samples beside it)")
     model = load(args.run)
     samples = model.sample(args.n, seed=args.seed, labels=labels)
     run_dir = model.checkpoint.parent.parent
