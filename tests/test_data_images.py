@@ -190,6 +190,9 @@ def test_idx_paths_follow_torchvision_layout(tmp_path):
         tmp_path / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz",
         tmp_path / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz",
     )
+    # e.g. `gankit eval RUN --reference mnist:val` (it raised a bare KeyError)
+    with pytest.raises(GankitError, match="mnist has no split 'val'; choose from train, test"):
+        idx_paths(tmp_path, "mnist", "val")
 
 
 def test_mismatched_images_and_labels(tmp_path):

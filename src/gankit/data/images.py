@@ -130,6 +130,8 @@ def read_idx(path: Path) -> np.ndarray:
 
 def idx_paths(root: Path, name: str, split: str) -> tuple[Path, Path]:
     folder = Path(root) / IDX_FOLDERS[name] / "raw"
+    if split not in IDX_FILES:
+        raise GankitError(f"{name} has no split {split!r}; choose from {', '.join(IDX_FILES)}")
     images, labels = IDX_FILES[split]
     return folder / images, folder / labels
 
