@@ -199,3 +199,15 @@ def test_g_width_widens_the_generator_only():
     # 0 (the default) means the same width for both.
     same = ModelConfig(arch="dcgan", width=8, latent_dim=16)
     assert channels(build_generator(same, (3, 28, 28)), nn.ConvTranspose2d) == [16, 8, 3]
+
+
+def test_a_run_config_with_an_image_size_dcgan_cannot_take_is_one_gankit_error():
+    # mnist padded by 3 px is 34 px; the net's ValueError used to escape `gankit train`.
+    from conftest import tiny_config
+    from gankit.errors import GankitError
+    from gankit.objectives import build_objective
+
+    config = tiny_config("mnist-dcgan", **{"data.pad": 3})
+    with pytest.raises(GankitError, match=r"model.arch='dcgan' on mnist samples of shape "
+                                          r"\(1, 34, 34\): DCGAN supports 28, 32 and 64 px"):
+        build_objective(config, (1, 34, 34))

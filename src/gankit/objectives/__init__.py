@@ -65,7 +65,11 @@ def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
         # DiffAugment's ops shift, crop and recolour C x H x W images.
         raise GankitError(f"loss.augment={config.loss.augment!r} needs images; "
                           f"{config.data.name} gives samples of shape {tuple(sample_shape)}")
-    return BUILDERS[config.model.objective](config, sample_shape, penalty_generator)
+    try:
+        return BUILDERS[config.model.objective](config, sample_shape, penalty_generator)
+    except ValueError as error:  # the nets' constructors refuse shapes they cannot take
+        raise GankitError(f"model.arch={config.model.arch!r} on {config.data.name} samples of "
+                          f"shape {tuple(sample_shape)}: {error}") from None
 
 
 __all__ = ["BUILDERS", "ConditionalGANObjective", "GANObjective", "Objective",
