@@ -21,7 +21,9 @@ from pathlib import Path
 import torch
 
 import gankit
+from gankit.config import load_config
 from gankit.data import build_dataset
+from gankit.errors import GankitError
 from gankit.eval.modes import mode_metrics
 from gankit.train.checkpoint import load_checkpoint
 from gankit.train.report import toy_summary
@@ -62,6 +64,11 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    for preset in args.presets:  # all names checked before the first one trains
+        try:
+            load_config(preset)
+        except GankitError as error:
+            parser.error(str(error))
     rows = [measure(preset, args.out, args.data_root) for preset in args.presets]
     keys = ["preset", "steps", "train_seconds", "steps_per_second", "sample_mean",
             "sample_std", "jsd", "modes", "high_quality", "reverse_kl"]

@@ -20,6 +20,7 @@ import torch
 
 from gankit.config import apply_overrides, load_config, validate
 from gankit.data import build_dataset
+from gankit.errors import GankitError
 from gankit.eval.evaluate import PROTOCOLS
 from gankit.train.loop import Trainer
 
@@ -44,7 +45,10 @@ def main() -> None:
     if args.n:
         overrides["log.eval_n"] = args.n
     # Train for as long as the budget allows: the preset's own step count is not the limit.
-    config = validate(apply_overrides(load_config(args.preset, args.overrides), overrides))
+    try:
+        config = validate(apply_overrides(load_config(args.preset, args.overrides), overrides))
+    except GankitError as error:
+        parser.error(str(error))
     _, reference, features, n = PROTOCOLS[config.data.name]
     n = args.n or n
     data = build_dataset(config.data, args.data_root)
@@ -89,8 +93,9 @@ def plot_folder(folder: Path) -> Path:
 
     results = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
     results = [r for r in results if r.get("rows")]
-    keys = sorted({k for r in results for k in r["rows"][0]
-                   if k.split("/")[0] in ("fid", "precision", "recall")})
+    metrics = sorted({k for r in results for k in r["rows"][0] if k not in ("minutes", "step")})
+    # Images: FID, precision and recall; other data (the toys): whatever the protocol measured.
+    keys = [k for k in metrics if k.split("/")[0] in ("fid", "precision", "recall")] or metrics
     figure, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6), squeeze=False)
     for axis, key in zip(axes[0], keys, strict=True):
         for result in results:

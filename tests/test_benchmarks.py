@@ -1,0 +1,44 @@
+"""The benchmark scripts: bad arguments stop in one line before any training or timing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["presets.py", "toy-gaussian", "nope"], "unknown preset 'nope'"),
+    (["quality.py", "nope"], "unknown preset 'nope'"),
+    (["throughput.py", "--rounds", "0"], "argument --rounds: 0 must be >= 1"),
+    (["throughput.py", "--cases", "nope"], "unknown case 'nope'"),
+])
+def test_bad_arguments_are_one_line(args, message, tmp_path):
+    # presets.py used to train toy-gaussian first, then raise a traceback at 'nope'.
+    result = run_script(*args, "--json", str(tmp_path / "out.json"))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_quality_plot_shows_a_toy_runs_own_metrics(tmp_path):
+    # Toy runs have no FID: the figure plots what their protocol measured (it used to fail).
+    spec = importlib.util.spec_from_file_location("quality", BENCHMARKS / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    rows = [{"minutes": m, "step": 100 * m, "modes/n2500": 20 + m, "high_quality/n2500": 0.5}
+            for m in (1, 2)]
+    (tmp_path / "toy-grid.json").write_text(json.dumps({"preset": "toy-grid", "rows": rows}))
+    figure = quality.plot_folder(tmp_path)
+    assert figure == tmp_path / "quality.png" and figure.stat().st_size > 1000
