@@ -106,7 +106,7 @@ def test_a_compiled_packed_discriminator_trains_through_a_whole_run(tmp_path):
 @pytest.mark.parametrize("penalty", ["loss.r1_weight", "loss.gp_weight"])
 def test_compile_leaves_a_gradient_penalised_discriminator_eager(tmp_path, penalty):
     # The penalties need double backward, which compiled (aot_autograd) graphs do not support:
-    # compiling D made the second train_step raise.
+    # compiling D made the first train_step raise.
     trainer = digits_trainer(tmp_path, "pen", **{penalty: 1.0, "train.compile": True,
                                                 "model.d_dropout": 0})
     for _ in range(2):
