@@ -102,4 +102,3 @@ def test_augmenting_points_is_refused_in_one_line():
     with pytest.raises(GankitError, match=r"loss.augment='translation' needs images; grid gives "
                                           r"samples of shape \(2,\)"):
         build_objective(config, (2,))
-

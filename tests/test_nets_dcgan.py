@@ -9,9 +9,12 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
+from conftest import tiny_config
 from gankit.config import ModelConfig
+from gankit.errors import GankitError
 from gankit.nets import build_discriminator, build_generator
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.objectives import build_objective
 
 SIZES = [28, 32, 64]
 # The generator's layer list as its docstring states it: the side after each transposed conv.
@@ -203,10 +206,6 @@ def test_g_width_widens_the_generator_only():
 
 def test_a_run_config_with_an_image_size_dcgan_cannot_take_is_one_gankit_error():
     # mnist padded by 3 px is 34 px; the net's ValueError used to escape `gankit train`.
-    from conftest import tiny_config
-    from gankit.errors import GankitError
-    from gankit.objectives import build_objective
-
     config = tiny_config("mnist-dcgan", **{"data.pad": 3})
     with pytest.raises(GankitError, match=r"model.arch='dcgan' on mnist samples of shape "
                                           r"\(1, 34, 34\): DCGAN supports 28, 32 and 64 px"):
