@@ -102,10 +102,12 @@ def test_load_rejects_weights_from_another_config(tmp_path):
         gankit.load(run)
 
 
-def test_sample_count_must_be_positive(tmp_path):
+def test_sample_count_and_batch_size_must_be_positive(tmp_path):
     model = gankit.load(train_tiny("digits-mlp", tmp_path / "a"))
     with pytest.raises(GankitError, match="n=0"):
         model.sample(0)
+    with pytest.raises(GankitError, match="batch_size=0 must be >= 1"):  # was range()'s error
+        model.sample(5, batch_size=0)
 
 
 def test_a_dcgan_config_trains_saves_and_loads(tmp_path):

@@ -134,6 +134,8 @@ class TrainedGAN:
         """
         if n < 1:
             raise GankitError(f"n={n} must be >= 1")
+        if batch_size < 1:
+            raise GankitError(f"batch_size={batch_size} must be >= 1")
         if labels is not None:
             labels = self._label_sequence(labels, n)
         rng = torch.Generator()
