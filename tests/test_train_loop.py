@@ -233,3 +233,18 @@ def test_a_refused_config_leaves_no_run_folder(tmp_path):
     with pytest.raises(GankitError, match="needs images"):
         Trainer(config, tmp_path / "run", build_dataset(config.data))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("preset, overrides, message", [
+    ("toy-grid", {"log.eval_metrics": ["fdi"]}, "unknown metric 'fdi'"),
+    ("toy-grid", {"log.eval_metrics": ["fid"]}, r"fid need images, got samples of shape \(2,\)"),
+    ("toy-grid", {"log.eval_n": 1}, "n=1 must be at least 2"),
+    ("digits-mlp", {}, "no evaluation protocol for 'digits' data"),
+])
+def test_an_evaluation_that_would_fail_is_refused_before_training(tmp_path, preset, overrides,
+                                                                    message):
+    # These used to stop the run at its first log.eval_every, after that much training.
+    config = tiny_config(preset, **{"log.eval_every": 4, **overrides})
+    with pytest.raises(GankitError, match=message):
+        Trainer(config, tmp_path / "run", build_dataset(config.data))
+    assert not (tmp_path / "run").exists()

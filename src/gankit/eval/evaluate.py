@@ -68,11 +68,7 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
     Returns:
         A flat dict of floats, keyed "metric/extractor/nN" (or "metric/nN" without extractor).
     """
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise GankitError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
-    if n < 2:
-        raise GankitError(f"n={n} must be at least 2")
+    check_request(metrics, n)
     samples, distribution, run_labels = _source_samples(source, n, seed, latent_dim, device)
     distribution = distribution if distribution is not None else toy_distribution
     labels = run_labels if labels is None else _first(torch.as_tensor(labels), n, "labels")
@@ -89,6 +85,21 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
         results.update(_image_metrics(samples, reference, metrics, features, n, seed,
                                       data_root, cache_dir, device, labels))
     return results
+
+
+def check_request(metrics: Sequence[str], n: int,
+                  sample_shape: tuple[int, ...] | None = None) -> None:
+    """Raise `GankitError` for unknown metric names, n < 2, or (given the shape of one sample)
+    image metrics asked of points: what `evaluate` would refuse, checked before any sampling."""
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise GankitError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+    if n < 2:
+        raise GankitError(f"n={n} must be at least 2")
+    image_metrics = [m for m in metrics if METRICS[m] != "points"]
+    if sample_shape is not None and image_metrics and len(sample_shape) != 3:
+        raise GankitError(f"metrics {', '.join(image_metrics)} need images, got samples of "
+                          f"shape {tuple(sample_shape)}")
 
 
 # ----------------------------------------------------------------------------- sources

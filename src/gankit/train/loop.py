@@ -138,6 +138,8 @@ class Trainer:
         self.progress = config.log.progress if progress is None else progress
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumes
+        if config.log.eval_every > 0:
+            self._check_evaluation(tuple(data.shape))
         # Only now: a config refused above leaves no empty run folder behind.
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.pictures = RunPictures(self.run_dir, data, self.objective, self.fixed_latent)
@@ -146,6 +148,21 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter  # imported only when asked for
 
             self.events = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def _check_evaluation(self, sample_shape: tuple[int, ...]) -> None:
+        """Refuse now what `evaluate` would refuse at the first log.eval_every, maybe hours in."""
+        from gankit.eval.evaluate import check_request, run_protocol
+
+        log, data_name = self.config.log, self.config.data.name
+        metrics, _, _, n = run_protocol(data_name, self.config.model.objective)
+        # A semi-supervised D measures its own test error; sample metrics only when named.
+        measures_itself = type(self.objective).evaluate_extra is not Objective.evaluate_extra
+        if not measures_itself or log.eval_metrics:
+            if not metrics:  # no reference or feature extractor for this data
+                raise GankitError(f"log.eval_every={log.eval_every}: gankit has no evaluation "
+                                  f"protocol for {data_name!r} data; set log.eval_every=0 and "
+                                  "measure with `gankit eval RUN --metrics --features --reference`")
+            check_request(tuple(log.eval_metrics) or metrics, log.eval_n or n, sample_shape)
 
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         train = self.config.train
