@@ -291,6 +291,16 @@ def test_bad_betas(betas):
     assert "train.betas" in message
 
 
+@pytest.mark.parametrize("preset", ["mnist-vae", "mnist-semisupervised"])
+@pytest.mark.parametrize("override", ["loss.r1_weight=1", "loss.gp_weight=10",
+                                      "loss.augment=translation"])
+def test_gan_penalties_and_augmentation_are_refused_for_games_with_fixed_losses(preset, override):
+    # They were silently ignored: the run trained without what was asked for.
+    key = override.split("=")[0]
+    with pytest.raises(GankitError, match=f"{key} does not apply to model.objective="):
+        load_config(preset, [override])
+
+
 def test_good_betas_are_floats():
     betas = load_config("toy-ring", ["train.betas=[0, 0.9]"]).train.betas
     assert betas == [0.0, 0.9]

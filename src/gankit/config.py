@@ -206,6 +206,13 @@ def validate(config: RunConfig) -> RunConfig:
         parse_policy(config.loss.augment)
     except ValueError as error:
         raise GankitError(f"loss.augment={config.loss.augment!r}: {error}") from None
+    if config.model.objective in ("vae", "semi-supervised"):
+        # Their losses are fixed (ELBO; K+1 classes and feature matching): say so rather than
+        # train without the penalty or augmentation asked for.
+        for key in ("r1_weight", "gp_weight", "augment"):
+            if getattr(config.loss, key):
+                raise GankitError(f"loss.{key} does not apply to model.objective="
+                                  f"{config.model.objective!r}")
     if config.loss.pack > 1:
         if config.model.objective != "gan":
             raise GankitError(f"loss.pack={config.loss.pack} needs model.objective=gan, not "
