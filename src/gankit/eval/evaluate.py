@@ -74,14 +74,12 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
     labels = run_labels if labels is None else _first(torch.as_tensor(labels), n, "labels")
     if "label-acc" in metrics and labels is None:
         raise GankitError("label-acc needs a conditional run, or labels for the source samples")
+    check_sample_shape(metrics, tuple(samples.shape[1:]))
     needs = {METRICS[m] for m in metrics}
     results: dict[str, float] = {}
     if "points" in needs:
         results.update(_toy_metrics(samples, distribution, metrics, n))
     if needs & {"features", "logits", "pixels"}:
-        if samples.dim() != 4:
-            raise GankitError(f"metrics {', '.join(metrics)} need images, got samples of shape "
-                              f"{tuple(samples.shape)}")
         results.update(_image_metrics(samples, reference, metrics, features, n, seed,
                                       data_root, cache_dir, device, labels))
     return results
@@ -96,8 +94,15 @@ def check_request(metrics: Sequence[str], n: int,
         raise GankitError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
     if n < 2:
         raise GankitError(f"n={n} must be at least 2")
+    if sample_shape is not None:
+        check_sample_shape(metrics, sample_shape)
+
+
+def check_sample_shape(metrics: Sequence[str], sample_shape: tuple[int, ...]) -> None:
+    """Raise `GankitError` when metrics that need images are asked of samples of another shape
+    (`sample_shape` is one sample's, e.g. (2,) for 2D points)."""
     image_metrics = [m for m in metrics if METRICS[m] != "points"]
-    if sample_shape is not None and image_metrics and len(sample_shape) != 3:
+    if image_metrics and len(sample_shape) != 3:
         raise GankitError(f"metrics {', '.join(image_metrics)} need images, got samples of "
                           f"shape {tuple(sample_shape)}")
 

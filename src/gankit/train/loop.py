@@ -151,18 +151,28 @@ class Trainer:
 
     def _check_evaluation(self, sample_shape: tuple[int, ...]) -> None:
         """Refuse now what `evaluate` would refuse at the first log.eval_every, maybe hours in."""
-        from gankit.eval.evaluate import check_request, run_protocol
+        from gankit.eval.evaluate import PROTOCOLS, check_request
 
         log, data_name = self.config.log, self.config.data.name
-        metrics, _, _, n = run_protocol(data_name, self.config.model.objective)
+        metrics, _, _, n = self._evaluation_protocol()
         # A semi-supervised D measures its own test error; sample metrics only when named.
         measures_itself = type(self.objective).evaluate_extra is not Objective.evaluate_extra
         if not measures_itself or log.eval_metrics:
-            if not metrics:  # no reference or feature extractor for this data
+            if data_name not in PROTOCOLS:  # no reference or feature extractor for this data
                 raise GankitError(f"log.eval_every={log.eval_every}: gankit has no evaluation "
                                   f"protocol for {data_name!r} data; set log.eval_every=0 and "
                                   "measure with `gankit eval RUN --metrics --features --reference`")
-            check_request(tuple(log.eval_metrics) or metrics, log.eval_n or n, sample_shape)
+            check_request(metrics, n, sample_shape)
+
+    def _evaluation_protocol(self) -> tuple[tuple[str, ...], str | None, str | None, int]:
+        """(metrics, reference, features, n) of `evaluate`: the data's protocol, with
+        log.eval_metrics and log.eval_n in place of its metrics and count where set."""
+        from gankit.eval.evaluate import run_protocol
+
+        log = self.config.log
+        metrics, reference, features, n = run_protocol(self.config.data.name,
+                                                       self.config.model.objective)
+        return tuple(log.eval_metrics) or metrics, reference, features, log.eval_n or n
 
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         train = self.config.train
@@ -308,7 +318,7 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Measure the sampling generator now (log.eval_metrics) and log it with step and time."""
-        from gankit.eval.evaluate import evaluate, run_protocol
+        from gankit.eval.evaluate import evaluate
 
         log = self.config.log
         # An objective may measure itself (a semi-supervised D's test error); then the sample
@@ -317,10 +327,7 @@ class Trainer:
         if own and not log.eval_metrics:
             self._append_metrics({"step": self.step, "time": round(self.elapsed, 3), **own})
             return own
-        metrics, reference, features, n = run_protocol(self.config.data.name,
-                                                       self.config.model.objective)
-        metrics = tuple(log.eval_metrics) or metrics
-        n = log.eval_n or n
+        metrics, reference, features, n = self._evaluation_protocol()
         # fixed_latent: a conditional game is asked for every label equally often.
         latent = self.objective.fixed_latent(n, torch.Generator().manual_seed(self.config.seed),
                                              self.device)
