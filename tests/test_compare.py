@@ -14,6 +14,7 @@ from gankit.compare import compare
 from gankit.data import build_dataset
 from gankit.data.root import resolve_data_root
 from gankit.errors import GankitError
+from gankit.eval.evaluate import evaluate
 from gankit.train.loop import Trainer
 
 HAS_MNIST = (resolve_data_root() / "MNIST" / "raw").is_dir()
@@ -93,3 +94,21 @@ def test_mnist_runs_are_measured_with_the_mnist_extractor(tmp_path):
     assert "| mnist-mlp | vae | 4 |" in report
     panels = Image.open(out / "compare.png")
     assert panels.size[0] > 2.5 * panels.size[1]
+
+
+@pytest.mark.skipif(not HAS_MNIST, reason="MNIST not found under the data root")
+def test_stacked_mnist_runs_are_compared_by_their_own_protocol(tmp_path):
+    # Three-channel digits have no FID extractor: modes and KL, each channel classified.
+    run = tiny_run(tmp_path / "run", "stacked-mnist", **{"model.width": 8})
+    out = compare([run], tmp_path / "cmp", n=200)
+    results = json.loads((out / "results.json").read_text())
+    assert results["metrics"] == ["stacked-modes"]
+    measured = results["runs"][0]["metrics"]
+    keys = ["stacked_modes/mnist-cnn/n200", "stacked_reverse_kl/mnist-cnn/n200"]
+    assert sorted(measured) == keys
+    assert 1 <= measured[keys[0]] <= 200 and measured[keys[1]] >= 0
+    direct = evaluate(run, metrics=["stacked-modes"], features="mnist", n=200)
+    assert measured == pytest.approx(direct)
+    report = (out / "report.md").read_text()
+    assert "by the stacked-mnist protocol" in report
+    assert "| run | objective | step | " + " | ".join(keys) + " |" in report

@@ -52,8 +52,7 @@ def compare(runs: Sequence[str | Path], out: str | Path, n: int = 10000,
             trained on different datasets, or when a run does not make images.
     """
     from gankit.api import load
-    from gankit.eval.evaluate import PROTOCOLS, evaluate, extractor_label
-    from gankit.eval.features import load_extractor
+    from gankit.eval.evaluate import PROTOCOLS, evaluate
 
     if not runs:
         raise GankitError("compare needs at least one run folder")
@@ -75,25 +74,26 @@ def compare(runs: Sequence[str | Path], out: str | Path, n: int = 10000,
                        f"step {model.step:,})",
                        _crop_padding(samples, model.config)))
 
+    # Data whose protocol has no FID (Stacked MNIST's three-channel digits: modes and KL, each
+    # channel classified) is compared by its own protocol's metrics.
+    metrics = protocol[0] if protocol[0] and "fid" not in protocol[0] else METRICS
     rows = []
-    header_keys: list[str] = []
-    if features is not None:
-        label = f"{extractor_label(load_extractor(features))}/n{n}"
-        header_keys = [f"{metric}/{label}" for metric in ("fid", "precision", "recall")]
     for run, model in zip(runs, models, strict=True):
         results = {}
         if features is not None:
-            results = evaluate(Path(run), reference, METRICS, features=features, n=n, seed=seed,
+            results = evaluate(Path(run), reference, metrics, features=features, n=n, seed=seed,
                                data_root=data_root, cache_dir=cache_dir)
         rows.append({"run": str(run), "name": model.config.name,
                      "objective": model.config.model.objective, "step": model.step,
                      "metrics": {key: float(value) for key, value in results.items()}})
+    header_keys = list(rows[0]["metrics"])
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     draw_panels(panels, out / FIGURE_FILE)
     summary = {"data": data_name, "reference": _reference_name(reference),
-               "features": features, "n": n, "seed": seed, "runs": rows}
+               "features": features, "metrics": list(metrics), "n": n, "seed": seed,
+               "runs": rows}
     (out / RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     (out / REPORT_FILE).write_text(_report(summary, header_keys, models))
     return out
@@ -193,9 +193,12 @@ def _report(summary: dict, header_keys: list[str], models) -> str:
              f"Panel (a): the first {SAMPLES_SHOWN} images of {summary['reference']}; then "
              f"{SAMPLES_SHOWN} samples of each run at noise seed {summary['seed']}.", ""]
     if header_keys:
-        lines += [f"Metrics: {summary['n']:,} samples per run against {summary['reference']} "
-                  f"({summary['n']:,} images), features of the {summary['features']} extractor; "
-                  "the keys name the extractor's weights and n.", "",
+        against = (f"against {summary['reference']} ({summary['n']:,} images)"
+                   if "fid" in summary["metrics"]
+                   else f"by the {summary['data']} protocol, which needs no reference images")
+        lines += [f"Metrics: {summary['n']:,} samples per run {against}, features of the "
+                  f"{summary['features']} extractor; the keys name the extractor's weights "
+                  "and n.", "",
                   "| run | objective | step | " + " | ".join(header_keys) + " |",
                   "|---|---|---|" + "---|" * len(header_keys)]
         for row in summary["runs"]:
