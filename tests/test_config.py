@@ -293,8 +293,9 @@ def test_bad_betas(betas):
 
 @pytest.mark.parametrize("preset", ["mnist-vae", "mnist-semisupervised"])
 @pytest.mark.parametrize("override", ["loss.r1_weight=1", "loss.gp_weight=10",
-                                      "loss.augment=translation"])
-def test_gan_penalties_and_augmentation_are_refused_for_games_with_fixed_losses(preset, override):
+                                      "loss.augment=translation", "loss.name=hinge",
+                                      "loss.generator=minimax"])
+def test_gan_switches_are_refused_for_games_with_fixed_losses(preset, override):
     # They were silently ignored: the run trained without what was asked for.
     key = override.split("=")[0]
     with pytest.raises(GankitError, match=f"{key} does not apply to model.objective="):

@@ -208,9 +208,9 @@ def validate(config: RunConfig) -> RunConfig:
         raise GankitError(f"loss.augment={config.loss.augment!r}: {error}") from None
     if config.model.objective in ("vae", "semi-supervised"):
         # Their losses are fixed (ELBO; K+1 classes and feature matching): say so rather than
-        # train without the penalty or augmentation asked for.
-        for key in ("r1_weight", "gp_weight", "augment"):
-            if getattr(config.loss, key):
+        # train without the loss, penalty or augmentation asked for.
+        for key in ("name", "generator", "r1_weight", "gp_weight", "augment"):
+            if getattr(config.loss, key) != getattr(LossConfig, key):
                 raise GankitError(f"loss.{key} does not apply to model.objective="
                                   f"{config.model.objective!r}")
     if config.loss.pack > 1:

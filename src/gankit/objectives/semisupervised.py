@@ -268,9 +268,10 @@ def build_semi_supervised(config, sample_shape: tuple[int, ...],
     """The objective of a `model.objective=semi-supervised` run config, with fresh players.
 
     Reads model.d_hidden (D's hidden widths), model.g_hidden (G's), model.num_classes,
-    model.latent_dim / latent / latent_range and data.labelled_per_class; the other model and
-    loss keys (activations, batch norm, dropout, the loss family) describe other games and are
-    not used. `penalty_generator` is unused (no gradient penalty here).
+    model.latent_dim / latent / latent_range and data.labelled_per_class; the other model keys
+    (activations, batch norm, dropout) describe other games and are not used, and the config
+    refuses loss keys other than the defaults. `penalty_generator` is unused (no gradient
+    penalty here).
     """
     from gankit.nets.semisupervised import NoisyClassifier, SemiSupervisedGenerator
 
