@@ -16,6 +16,7 @@ from gankit.losses import (
     discriminator_loss,
     generator_loss,
     gradient_penalty,
+    mode_seeking_loss,
     r1_penalty,
 )
 
@@ -243,6 +244,22 @@ def test_r1_penalty_requires_inputs_with_grad():
     real = torch.randn(4, 2)
     with pytest.raises(ValueError, match="requires_grad=True"):
         r1_penalty(real.sum(dim=1), real)
+
+
+def test_mode_seeking_loss_value_and_gradient_match_closed_form():
+    # mean |outputs_a - outputs_b| = 0.5, mean |noise_a - noise_b| = 2: ratio 0.25.
+    outputs_a = torch.zeros(2, 3)
+    outputs_b = torch.tensor([[0.5, -0.5, 0.5], [-0.5, 0.5, 0.5]], requires_grad=True)
+    noise_a, noise_b = torch.zeros(2, 2), torch.tensor([[2.0, -2.0], [2.0, 2.0]])
+    loss = mode_seeking_loss(outputs_a, outputs_b, noise_a, noise_b, eps=1e-5)
+    assert loss.item() == pytest.approx(1 / (0.25 + 1e-5))
+    (grad,) = torch.autograd.grad(loss, outputs_b)
+    # d/dx 1/(r + eps) = -1/(r + eps)^2 * dr/dx, and dr/dx_i = sign(x_i) / (6 * 2).
+    expected = -outputs_b.detach().sign() / (0.25 + 1e-5) ** 2 / 12
+    assert torch.allclose(grad, expected)
+    # Outputs that ignore the noise are the worst case: the loss is 1 / eps.
+    assert mode_seeking_loss(outputs_a, outputs_a, noise_a, noise_b).item() == \
+        pytest.approx(1e5)
 
 
 def test_d_probability_is_the_sigmoid():

@@ -22,6 +22,7 @@ from gankit.eval.multimodal import (
     mode_distances,
     multimodal_summary,
 )
+from gankit.losses import mode_seeking_loss
 from gankit.nets.paired import PairedDiscriminator, PairedGenerator
 from gankit.objectives.paired import PairedGANObjective, PairedMSEObjective, make_code
 from gankit.studies import STUDIES, multimodal
@@ -143,7 +144,7 @@ def test_latent_codes_carry_the_input_digit():
         objective.generator.split(code[:, :-1])
 
 
-@pytest.mark.parametrize("kind", ["mse", "gan", "gan-l1"])
+@pytest.mark.parametrize("kind", ["mse", "gan", "gan-l1", "gan-l1-seeking"])
 def test_each_objective_trains_a_few_steps_through_the_loop(tmp_path, kind):
     task = blocky_task()
     net = PairedGenerator(task.shape, 4, width=8, bottleneck=16, batchnorm=True)
@@ -151,7 +152,8 @@ def test_each_objective_trains_a_few_steps_through_the_loop(tmp_path, kind):
         objective = PairedMSEObjective(net, task, 4)
     else:
         objective = PairedGANObjective(net, task, 4, PairedDiscriminator(task.shape, width=8),
-                                       reconstruction_weight=1.0 if kind == "gan-l1" else 0.0)
+                                       reconstruction_weight=1.0 if "l1" in kind else 0.0,
+                                       mode_seeking_weight=1.0 if "seeking" in kind else 0.0)
     config = load_config("mnist-dcgan", {
         "train.steps": 4, "train.batch_size": 8, "train.threads": 1, "log.every": 2,
         "log.sample_every": 4, "log.checkpoint_every": 4, "log.n_samples": 8,
@@ -164,9 +166,39 @@ def test_each_objective_trains_a_few_steps_through_the_loop(tmp_path, kind):
         assert "d_loss" not in records[-1]
     else:
         assert math.isfinite(records[-1]["d_loss"]) and 0 <= records[-1]["d_real"] <= 1
+        assert ("g_l1" in records[-1]) == ("l1" in kind)
+        assert ("g_mode_seeking" in records[-1]) == ("seeking" in kind)
     assert (run_dir / "samples.png").is_file() and (run_dir / "report.md").is_file()
     outputs = objective.predict(task.first_pairs(3)[0])
     assert outputs.shape == (3, 1, 28, 28) and torch.isfinite(outputs).all()
+
+
+def test_mode_seeking_feeds_each_input_twice_and_adds_its_term_to_g_loss():
+    task = blocky_task()
+    torch.manual_seed(0)
+    discriminator = PairedDiscriminator(task.shape, width=8)
+    objective = PairedGANObjective(PairedGenerator(task.shape, 4, width=8, bottleneck=16), task,
+                                   4, discriminator, mode_seeking_weight=0.5)
+    latent = objective.sample_latent(7, torch.Generator().manual_seed(0))
+    judged = []
+    hook = discriminator.register_forward_hook(lambda module, args, out: judged.append(args))
+    loss, stats = objective.generator_phase(latent)
+    hook.remove()
+    inputs, outputs = judged[0]
+    images, noise = objective.generator.split(latent)
+    # An odd batch drops its last code: inputs 0-2 twice, with noise 0-2, then noise 3-5.
+    assert len(inputs) == 6 and torch.equal(inputs, images[[0, 1, 2, 0, 1, 2]])
+    assert torch.equal(outputs, objective.generator(make_code(inputs, noise[:6])))
+    seeking = mode_seeking_loss(outputs[:3], outputs[3:], noise[:3], noise[3:6])
+    assert stats["g_mode_seeking"].item() == pytest.approx(seeking.item())
+    assert loss.item() == pytest.approx(stats["g_loss"].item() + 0.5 * seeking.item())
+    assert "mode seeking x 0.5" in objective.describe()
+    with pytest.raises(GankitError, match="batch of at least 2"):
+        objective.generator_phase(latent[:1])
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(GankitError, match="mode_seeking_weight"):
+            PairedGANObjective(PairedGenerator(task.shape, 4), task, 4, discriminator,
+                               mode_seeking_weight=bad)
 
 
 def test_paired_objective_refuses_unpaired_data():
@@ -194,13 +226,19 @@ def test_tiny_study_writes_figure_report_and_results(tmp_path):
                                  draws=2)
     assert (tmp_path / "multimodal.png").is_file()
     report = (tmp_path / "report.md").read_text()
-    assert "| MSE |" in report and "| GAN |" in report and "multimodal.png" in report
+    assert all(f"| {row} |" in report for row in ("MSE", "GAN", "GAN + mode seeking"))
+    assert "multimodal.png" in report
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["setup"]["gan_steps"] == 3
     rows = results["rows"]
     assert rows["real target"]["near_mode"] == 1.0  # the references behave by construction
     assert rows["average of targets"]["near_mode"] == 0.0
     assert 0.0 <= rows["GAN"]["both_modes"] <= 1.0
+    assert 0.0 <= rows["GAN + mode seeking"]["both_modes"] <= 1.0
+    assert saved["setup"]["mode_seeking_weight"] == multimodal.MODE_SEEKING_WEIGHT > 0
     assert saved["rows"]["MSE"]["both_modes"] is None  # NaN is written as null
     assert (tmp_path / "runs" / "mse" / "metrics.jsonl").is_file()
     assert (tmp_path / "runs" / "gan" / "metrics.jsonl").is_file()
+    seeking = read_metrics(tmp_path / "runs" / "gan-mode-seeking")
+    assert "g_mode_seeking" in seeking[-1] and "g_mode_seeking" not in read_metrics(
+        tmp_path / "runs" / "gan")[-1]

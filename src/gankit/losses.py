@@ -211,6 +211,28 @@ def r1_penalty(real_logits: torch.Tensor, real_inputs: torch.Tensor) -> torch.Te
     return input_grads.square().reshape(len(real_logits), -1).sum(dim=1).mean()
 
 
+def mode_seeking_loss(outputs_a: torch.Tensor, outputs_b: torch.Tensor,
+                      noise_a: torch.Tensor, noise_b: torch.Tensor,
+                      eps: float = 1e-5) -> torch.Tensor:
+    """Mode seeking (Mao et al. 2019, MSGAN): 1 / (d(outputs) / d(noise) + eps), to minimise.
+
+    The outputs are G's for the same conditions with two noise draws; d is the mean absolute
+    difference over the batch, as in the paper's code. A conditional G that ignores its noise
+    has ratio 0 and a large loss, so minimising it pushes G to map distinct noise to distinct
+    outputs.
+
+    Args:
+        outputs_a, outputs_b: G's outputs for the same conditions, shape (N, ...).
+        noise_a, noise_b: the noise vectors that made them, shape (N, d).
+        eps: keeps the loss finite at ratio 0.
+
+    Returns:
+        Scalar loss.
+    """
+    ratio = (outputs_a - outputs_b).abs().mean() / (noise_a - noise_b).abs().mean()
+    return 1 / (ratio + eps)
+
+
 def d_probability(logits: torch.Tensor) -> torch.Tensor:
     """D = sigmoid(logits), for logs and pictures only; the losses never take probabilities.
 

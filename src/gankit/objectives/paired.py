@@ -158,18 +158,25 @@ class PairedGANObjective(PairedObjective):
         reconstruction_weight: weight of pix2pix's L1 term |G(x, z) - y| added to G's loss;
             0 (the default) is the pure adversarial game. A large weight pulls G towards the
             conditional median and brings the blur back.
+        mode_seeking_weight: weight of MSGAN's mode-seeking term
+            (`gankit.losses.mode_seeking_loss`) added to G's loss; 0 (the default) leaves it
+            out. pix2pix's G learns to ignore its noise; this term pays it to use it. With it,
+            each G step feeds half its batch's inputs twice, with two noise draws.
     """
 
     def __init__(self, net: nn.Module, task, noise_dim: int, discriminator: nn.Module,
                  loss: str = "standard", generator_loss: str = "non-saturating",
-                 reconstruction_weight: float = 0.0):
+                 reconstruction_weight: float = 0.0, mode_seeking_weight: float = 0.0):
         super().__init__(net, task, noise_dim)
-        if reconstruction_weight < 0:
-            raise GankitError(f"reconstruction_weight={reconstruction_weight} must be >= 0")
+        for name, value in (("reconstruction_weight", reconstruction_weight),
+                            ("mode_seeking_weight", mode_seeking_weight)):
+            if not value >= 0:
+                raise GankitError(f"{name}={value} must be >= 0")
         self.discriminator = discriminator
         self.d_loss_kind = loss
         self.g_loss_kind = generator_loss if loss == "standard" else loss
         self.reconstruction_weight = reconstruction_weight
+        self.mode_seeking_weight = mode_seeking_weight
         # Only the L1 term needs the real target of G's own inputs.
         self.generator_uses_real = reconstruction_weight > 0
 
@@ -178,6 +185,8 @@ class PairedGANObjective(PairedObjective):
                 f"D: {self.d_loss_kind}, G: {self.g_loss_kind}")
         if self.reconstruction_weight:
             text += f", plus L1 to the target x {self.reconstruction_weight:g}"
+        if self.mode_seeking_weight:
+            text += f", plus mode seeking x {self.mode_seeking_weight:g}"
         return text
 
     def discriminator_phase(self, real, latent: torch.Tensor) -> PhaseResult:
@@ -194,17 +203,31 @@ class PairedGANObjective(PairedObjective):
                         "d_fake": losses.d_probability(fake_logits.detach()).mean()}
 
     def generator_phase(self, latent: torch.Tensor, real=None) -> PhaseResult:
+        inputs, noise = self.generator.split(latent)
+        targets = None
         if self.reconstruction_weight > 0:
             # The L1 term compares with a real target, so G works on the real pairs' inputs.
-            latent = make_code(real[0], latent[:, :self.latent_dim])
-        inputs, _ = self.generator.split(latent)
-        outputs = self.generator(latent)
+            inputs, targets = real[0], real[1]
+        if self.mode_seeking_weight > 0:
+            # Two noise draws for each input: the batch's first half of inputs, twice.
+            half = len(latent) // 2
+            if half == 0:
+                raise GankitError("mode seeking needs a batch of at least 2")
+            pairs = torch.arange(half, device=inputs.device).repeat(2)
+            inputs, noise = inputs[pairs], noise[:2 * half]
+            targets = None if targets is None else targets[pairs]
+        outputs = self.generator(make_code(inputs, noise))
         fake_logits = self.discriminator(inputs, outputs)
         g_loss = losses.generator_loss(fake_logits, self.g_loss_kind)
         stats = {"g_loss": g_loss.detach(),
                  "d_fake_g": losses.d_probability(fake_logits.detach()).mean()}
-        if self.reconstruction_weight > 0:
-            l1 = (outputs - real[1]).abs().mean()
+        if targets is not None:
+            l1 = (outputs - targets).abs().mean()
             g_loss = g_loss + self.reconstruction_weight * l1
             stats["g_l1"] = l1.detach()
+        if self.mode_seeking_weight > 0:
+            seeking = losses.mode_seeking_loss(outputs[:half], outputs[half:],
+                                               noise[:half], noise[half:])
+            g_loss = g_loss + self.mode_seeking_weight * seeking
+            stats["g_mode_seeking"] = seeking.detach()
         return g_loss, stats
