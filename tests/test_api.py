@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -102,12 +103,21 @@ def test_load_rejects_weights_from_another_config(tmp_path):
         gankit.load(run)
 
 
-def test_sample_count_and_batch_size_must_be_positive(tmp_path):
+def test_sample_count_batch_size_and_seed_must_be_integers_in_range(tmp_path):
     model = gankit.load(train_tiny("digits-mlp", tmp_path / "a"))
     with pytest.raises(GankitError, match="n=0"):
         model.sample(0)
     with pytest.raises(GankitError, match="batch_size=0 must be >= 1"):  # was range()'s error
         model.sample(5, batch_size=0)
+    # These were a TypeError from range() and a RuntimeError from manual_seed.
+    with pytest.raises(GankitError, match="n=2.5 must be an integer"):
+        model.sample(2.5)
+    with pytest.raises(GankitError, match="seed='a' must be an integer"):
+        model.sample(2, seed="a")
+    with pytest.raises(GankitError, match="n=True must be an integer"):
+        model.sample(True)
+    # numpy and torch integers are integers.
+    assert torch.equal(model.sample(np.int64(3), seed=torch.tensor(1)), model.sample(3, seed=1))
 
 
 def test_a_dcgan_config_trains_saves_and_loads(tmp_path):

@@ -245,6 +245,13 @@ def test_non_positive_is_out_of_range(override, key):
     assert "> 0" in message
 
 
+@pytest.mark.parametrize("override", ["model.g_hidden=[-3]", "model.d_hidden=[16,0]"])
+def test_layer_widths_must_be_positive(override):
+    # A negative width was a RuntimeError from torch when the net was built.
+    with pytest.raises(GankitError, match=override.split("=")[0] + ".*every layer width"):
+        load_config("toy-ring", [override])
+
+
 @pytest.mark.parametrize("override, key, bound", [
     ("train.g_lr=-1e-3", "train.g_lr", ">= 0"),
     ("loss.gp_weight=-1", "loss.gp_weight", ">= 0"),

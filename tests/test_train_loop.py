@@ -235,6 +235,16 @@ def test_a_refused_config_leaves_no_run_folder(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without a GPU")
+def test_cuda_without_a_gpu_is_refused_in_one_line(tmp_path):
+    # It was CUDA's multi-line driver error from the first tensor moved.
+    config = tiny_config("toy-grid", **{"train.device": "cuda"})
+    with pytest.raises(GankitError, match="device 'cuda': torch finds no usable CUDA device"):
+        Trainer(config, tmp_path / "run", build_dataset(config.data))
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("preset, overrides, message", [
     ("toy-grid", {"log.eval_metrics": ["fdi"]}, "unknown metric 'fdi'"),
     ("toy-grid", {"log.eval_metrics": ["fid"]}, r"fid need images, got samples of shape \(2,\)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,20 @@ def _fresh_run_dir(name: str) -> Path:
     return candidate
 
 
+def _integer(name: str, value: Any, minimum: int | None = None) -> int:
+    """`value` as an int (ints and numpy/torch integers, not floats or bools), at least
+    `minimum`; a GankitError naming `name` otherwise."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise GankitError(f"{name}={value!r} must be an integer") from None
+    if minimum is not None and number < minimum:
+        raise GankitError(f"{name}={number} must be >= {minimum}")
+    return number
+
+
 class TrainedGAN:
     """A trained generator rebuilt from a run folder, with nothing else needed.
 
@@ -132,10 +147,8 @@ class TrainedGAN:
             labels: conditional models only: the classes to draw, repeated in turn to fill n
                 (labels=[3] gives n threes; labels=[0, 1] alternates); None draws them uniformly.
         """
-        if n < 1:
-            raise GankitError(f"n={n} must be >= 1")
-        if batch_size < 1:
-            raise GankitError(f"batch_size={batch_size} must be >= 1")
+        n, batch_size = _integer("n", n, 1), _integer("batch_size", batch_size, 1)
+        seed = None if seed is None else _integer("seed", seed)
         if labels is not None:
             labels = self._label_sequence(labels, n)
         rng = torch.Generator()

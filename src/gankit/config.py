@@ -194,6 +194,9 @@ def validate(config: RunConfig) -> RunConfig:
     for key in _NON_NEGATIVE:
         if not flat[key] >= 0:
             raise GankitError(f"{key}={flat[key]!r} must be >= 0")
+    for key in ("model.g_hidden", "model.d_hidden"):
+        if not all(width > 0 for width in flat[key]):
+            raise GankitError(f"{key}={flat[key]!r}: every layer width must be > 0")
     if config.model.arch != "dcgan":
         # Say so rather than build a net without the layer the user asked for.
         for key in ("d_fc_width", "d_spectral_norm", "g_width"):

@@ -38,8 +38,13 @@ PROGRESS_NAMES = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)", "d_f
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device for "auto" (CUDA when there is one), "cpu", "cuda" or "cuda:N"."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(name).startswith("cuda") and not torch.cuda.is_available():
+        # Said here, in one line, rather than by CUDA's driver error from the first tensor.
+        raise GankitError(f"device {name!r}: torch finds no usable CUDA device "
+                          "(torch.cuda.is_available() is False); use cpu or auto")
     return torch.device(name)
 
 
