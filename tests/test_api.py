@@ -88,6 +88,16 @@ def test_resume_with_a_changed_model_or_loss_is_refused_naming_the_keys(tmp_path
     assert gankit.load(run).step == 12
 
 
+def test_resume_with_fewer_steps_than_the_checkpoint_is_refused(tmp_path):
+    # It used to rewrite config.yaml with train.steps=4 beside a step-12 checkpoint.
+    run = train_tiny("digits-mlp", tmp_path / "run")
+    saved = (run / "config.yaml").read_text()
+    with pytest.raises(GankitError, match="train.steps=4: its checkpoint is at step 12"):
+        gankit.train(resume=run, **{"train.steps": 4})
+    assert (run / "config.yaml").read_text() == saved
+    assert gankit.load(run).config.train.steps == 12
+
+
 def test_training_into_an_existing_run_without_resume_is_refused(tmp_path):
     run = train_tiny("digits-mlp", tmp_path / "run")
     with pytest.raises(GankitError, match="already holds a run"):

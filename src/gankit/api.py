@@ -61,6 +61,10 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
         if changed:
             raise GankitError(f"cannot resume {run_dir}: its checkpoint was trained with a "
                               f"different config for {', '.join(changed)}")
+        if config.train.steps < int(state["step"]):
+            # Refused before the run's config.yaml is rewritten with fewer steps than it has.
+            raise GankitError(f"cannot resume {run_dir} with train.steps={config.train.steps}: "
+                              f"its checkpoint is at step {int(state['step'])}")
     else:
         config = _config_from(preset_or_config, flat_overrides)
         run_dir = Path(out) if out is not None else _fresh_run_dir(config.name)
