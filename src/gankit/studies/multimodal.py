@@ -242,7 +242,7 @@ def write_outputs(folder: Path, rows: dict, setup: dict) -> None:
         "# MSE against an adversarial loss on a two-mode future", "",
         f"Input: an MNIST digit. Target: the same digit moved {SHIFT} px left or right with "
         f"probability 1/2 each (background fills the uncovered columns). Measured on the first "
-        f"{setup['n_eval']} MNIST test digits; the GAN gives {setup['draws']} outputs per digit "
+        f"{setup['n_eval']} MNIST test digits; each GAN gives {setup['draws']} outputs per digit "
         f"(one per noise draw).", "",
         "| outputs | near a mode | near left | near right | nearer the left | RMSE ratio | "
         "near a mode, per pixel | RMSE ratio, per pixel | centroid at a mode | mean abs shift | "
@@ -299,9 +299,9 @@ def write_outputs(folder: Path, rows: dict, setup: dict) -> None:
         f"{rows[SEEKING]['nearer_ratio']:.2f}, and {percent(rows[SEEKING]['both_modes'])} of "
         "digits reach both modes.", "",
         "## Setup", "",
-        f"- Network (both models): `PairedGenerator`, an encoder-decoder (width "
-        f"{setup['g_width']}, dense bottleneck, batch norm in the decoder) fed the digit and a "
-        f"{setup['noise_dim']}-d noise vector; the same initial weights for both.",
+        f"- Network (all three models): `PairedGenerator`, an encoder-decoder (width "
+        f"{setup['g_width']}, dense bottleneck, batch norm in the decoder) fed the digit and "
+        f"a noise vector ({setup['noise_dim']} entries); the same initial weights for all three.",
         f"- MSE: noise fed as zeros, {setup['mse_steps']} steps of batch {setup['batch']}, Adam "
         f"{setup['lr']:g}; {setup['mse_seconds']:.0f} s; final training loss "
         f"{setup['mse_final_loss']:.3f} per pixel, where the exact conditional mean scores "
