@@ -170,11 +170,11 @@ def measure(test: ShiftedDigits, mse, gans: dict, n_inputs: int = N_EVAL, draws:
             "MSE": multimodal_summary(mse.predict(inputs).float().cpu(), left, right, inputs)}
     for row in rows.values():
         row["both_modes"] = float("nan")  # one output per input
-    repeat = (draws, 1, 1, 1)
+    repeat = (draws, 1, 1, 1)  # the GANs' outputs come `draws` to an input
+    many_left, many_right, many_inputs = (x.repeat(repeat) for x in (left, right, inputs))
     for name, gan in gans.items():
         outputs = gan_outputs(gan, inputs, draws, seed).flatten(0, 1)
-        many_left, many_right = left.repeat(repeat), right.repeat(repeat)
-        rows[name] = multimodal_summary(outputs, many_left, many_right, inputs.repeat(repeat))
+        rows[name] = multimodal_summary(outputs, many_left, many_right, many_inputs)
         side, near, _ = classify_outputs(outputs, many_left, many_right)
         rows[name]["both_modes"] = both_modes_fraction(side.view(draws, -1),
                                                        near.view(draws, -1))
