@@ -75,3 +75,23 @@ def test_console_script_is_installed():
     assert "toy-gaussian" in result.stdout
     result = subprocess.run(["gankit", "--help"], capture_output=True, text=True, check=True)
     assert "train" in result.stdout and "sample" in result.stdout
+
+
+def test_an_out_path_that_is_a_file_is_one_line(tmp_path, capsys):
+    # Each was a FileExistsError traceback.
+    blocker = tmp_path / "afile"
+    blocker.write_text("keep me")
+    for argv in (["train", "--out", str(blocker), "--no-progress", *TINY_ARGS],
+                 ["study", "mixture", "--out", str(blocker), "--no-progress"]):
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert error == f"gankit: error: {blocker}: exists and is not a folder\n"
+    assert blocker.read_text() == "keep me"
+
+
+def test_a_study_refused_at_its_start_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["study", "multimodal", "--data-root", str(tmp_path / "nowhere"), "--out",
+                 str(out), "--no-progress"]) == 2
+    assert "mnist train split not found" in capsys.readouterr().err
+    assert not out.exists()

@@ -100,6 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     except GankitError as error:
         print(f"gankit: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        # A path the file system refuses (--out naming a file, no permission, a full disk):
+        # one line naming the path. Errors without a path are not the user's input: re-raise.
+        if error.filename is None:
+            raise
+        reason = ("exists and is not a folder" if isinstance(error, FileExistsError)
+                  else error.strerror)
+        print(f"gankit: error: {error.filename}: {reason}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("gankit: interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130

@@ -23,8 +23,15 @@ def run_study(name: str, out: str | Path | None = None, data_root: str | Path | 
         raise GankitError(f"unknown study {name!r}; choose from {', '.join(sorted(STUDIES))}")
     module = importlib.import_module(f"gankit.studies.{STUDIES[name]}")
     folder = Path(out) if out is not None else Path("runs") / f"study-{name}"
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    return module.run(folder, data_root=data_root, progress=progress)
+    try:
+        return module.run(folder, data_root=data_root, progress=progress)
+    except BaseException:
+        # A study refused at its start (missing data, say) leaves no empty folder behind.
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
 
 
 def study_descriptions() -> dict[str, str]:
