@@ -71,6 +71,20 @@ def test_bad_image_requests_are_one_line(tmp_path):
     with pytest.raises(GankitError, match="n=20000 is larger than mnist:test"):
         evaluate(torch.zeros(20000, 1, 28, 28), "mnist:test", ["fid"], n=20000,
                  cache_dir=tmp_path)
+    # A diverged generator's NaNs were a ValueError from the FID's statistics.
+    with pytest.raises(GankitError, match="images contain NaN or inf"):
+        evaluate(torch.full((10, 1, 28, 28), float("nan")), "mnist:test", ["fid"], n=10,
+                 cache_dir=tmp_path)
+    if not torch.cuda.is_available():  # was the driver's RuntimeError
+        with pytest.raises(GankitError, match="device 'cuda': torch finds no usable CUDA"):
+            evaluate(torch.zeros(10, 1, 28, 28), "mnist:test", ["fid"], n=10, device="cuda")
+
+
+def test_numpy_sources_and_comma_separated_metrics_are_accepted(tmp_path):
+    images = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    expected = evaluate(images, "mnist:test", ["fid", "pr"], n=200, cache_dir=tmp_path)
+    assert evaluate(images.numpy(), "mnist:test", "fid,pr", n=200,
+                    cache_dir=tmp_path) == pytest.approx(expected)
 
 
 def test_label_accuracy_of_real_digits_against_their_own_and_shuffled_labels():

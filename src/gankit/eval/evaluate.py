@@ -44,15 +44,17 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
     """Measure samples against a reference.
 
     Args:
-        source: a run folder, a folder of images, a tensor of images in [-1, 1] (N x C x H x W)
-            or points (N x d), or a callable `z -> images` (then give `latent_dim`).
+        source: a run folder, a folder of images, a tensor (or numpy array) of images in
+            [-1, 1] (N x C x H x W) or points (N x d), or a callable `z -> images` (then give
+            `latent_dim`).
         reference: a dataset name with its split ("mnist:test", "fashion-mnist:train"), a folder
             of images, a tensor, or a `.npz` of cached FID statistics (mu, sigma). Toy runs need
             none: their data distribution is known.
-        metrics: names from `METRICS`: fid, kid, pr (precision/recall, k=3), dc
-            (density/coverage, k=5), cs (classifier score), label-acc (the share of a
-            conditional model's samples the classifier assigns to their requested label; a
-            conditional run is sampled with every label equally often), stacked-modes
+        metrics: names from `METRICS` (a sequence, or one comma-separated string): fid,
+            kid, pr (precision/recall, k=3), dc (density/coverage, k=5), cs (classifier
+            score), label-acc (the share of a conditional model's samples the classifier
+            assigns to their requested label; a conditional run is sampled with every label
+            equally often), stacked-modes
             (Stacked MNIST's 1,000 modes, each channel classified), modes (2D toy),
             divergences (1D toy), parzen (Parzen-window log-likelihood).
         features: the feature extractor's name (see `gankit.eval.features`).
@@ -68,7 +70,12 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
     Returns:
         A flat dict of floats, keyed "metric/extractor/nN" (or "metric/nN" without extractor).
     """
+    from gankit.train.loop import resolve_device  # refuses CUDA on a machine without it
+
+    if isinstance(metrics, str):
+        metrics = tuple(metrics.split(","))  # "fid,pr", as on the command line
     check_request(metrics, n)
+    device = str(resolve_device(device))
     samples, distribution, run_labels = _source_samples(source, n, seed, latent_dim, device)
     distribution = distribution if distribution is not None else toy_distribution
     labels = run_labels if labels is None else _first(torch.as_tensor(labels), n, "labels")
@@ -112,6 +119,8 @@ def check_sample_shape(metrics: Sequence[str], sample_shape: tuple[int, ...]) ->
 
 def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, device: str):
     """(samples, toy distribution or None, requested labels or None) for any kind of source."""
+    if isinstance(source, np.ndarray):
+        source = torch.from_numpy(source)
     if isinstance(source, torch.Tensor):
         return _first(source, n, "the source tensor"), None, None
     if callable(source) and not isinstance(source, (str, Path)):

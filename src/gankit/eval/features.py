@@ -200,6 +200,9 @@ class FeatureExtractor(nn.Module):
         if batch.dtype == torch.uint8:
             return to_float(batch)
         batch = batch.float()
+        if not torch.isfinite(batch).all():
+            raise GankitError(f"{self.name} extractor: images contain NaN or inf (a diverged "
+                              "generator?)")
         low, high = batch.min().item(), batch.max().item()
         if low < -1.0 - RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE:
             raise GankitError(
