@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -117,6 +118,14 @@ def test_trained_conditional_run_samples_by_label_from_the_api_and_cli(tmp_path,
     assert not torch.equal(samples, model.sample(7, seed=0, labels=[3]))
     with pytest.raises(GankitError, match="label 12 is not in 0..9"):
         model.sample(3, labels=[1, 12])
+    # 0.5 was cast to class 0, a nested list flattened and a string a TypeError.
+    for labels, message in (([0.5], "labels must be integers"),
+                            ([[0, 1]], r"one sequence, got shape \(1, 2\)"),
+                            ("abc", "must be a sequence of class indices")):
+        with pytest.raises(GankitError, match=message):
+            model.sample(3, labels=labels)
+    assert torch.equal(model.sample(4, seed=0, labels=np.array([2, 5])),
+                       model.sample(4, seed=0, labels=torch.tensor([2, 5])))
     from gankit.cli import main
 
     assert main(["sample", str(run), "-n", "6", "--labels", "0,1,2",

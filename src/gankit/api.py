@@ -172,7 +172,16 @@ class TrainedGAN:
     def _label_sequence(self, labels, n: int) -> torch.Tensor:
         if not self.num_classes:
             raise GankitError(f"{self.config.name} is not a conditional model: it takes no labels")
-        labels = torch.as_tensor(labels, dtype=torch.int64).flatten()
+        try:
+            given = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            raise GankitError(f"labels={labels!r} must be a sequence of class indices") from None
+        # Casting would turn 0.5 into class 0: only whole numbers name a class.
+        if given.is_floating_point() or given.is_complex() or given.dtype == torch.bool:
+            raise GankitError(f"labels must be integers, got {given.dtype} values")
+        if given.dim() > 1:
+            raise GankitError(f"labels must be one sequence, got shape {tuple(given.shape)}")
+        labels = given.to(torch.int64).flatten()
         if len(labels) == 0:
             raise GankitError("labels is empty: give at least one class")
         outside = labels[(labels < 0) | (labels >= self.num_classes)]
