@@ -3,9 +3,11 @@
     python benchmarks/quality.py mnist-mlp --minutes 10
     python benchmarks/quality.py mnist-dcgan --minutes 20 --every 2 train.threads=1
 
-Evaluation time is not counted as training time. Metrics, reference, extractor and n are the
-data's default protocol (`gankit.eval.evaluate.PROTOCOLS`) unless given. Prints a table and
-writes JSON (default runs/quality/<preset>.json); the run folder is runs/quality/<preset>/.
+Evaluation time is not counted as training time. `--steps N` sets train.steps, so that a
+learning-rate decay (train.lr_decay_from) falls over N steps; training stops at N steps if the
+time is not up first. Metrics, reference, extractor and n are the data's default protocol
+(`gankit.eval.evaluate.PROTOCOLS`) unless given. Prints a table and writes JSON (default
+runs/quality/<preset>.json); the run folder is runs/quality/<preset>/.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="dotted overrides such as train.threads=1")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=1.0, help="minutes between evaluations")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="train.steps for a learning-rate schedule (train.lr_decay_from) "
+                             "to fall over; training still stops at --minutes, or at these steps")
     parser.add_argument("--metrics", default=None, help="comma-separated (default: protocol)")
     parser.add_argument("-n", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/quality"))
@@ -38,13 +43,14 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     args = parser.parse_intermixed_args()
 
-    overrides = {"train.steps": 10**9, "log.progress": False, "log.sample_every": 10**9,
-                 "log.checkpoint_every": 10**9}
+    # Without --steps, train for as long as the budget allows: the preset's own step count is
+    # not the limit.
+    overrides = {"train.steps": args.steps or 10**9, "log.progress": False,
+                 "log.sample_every": 10**9, "log.checkpoint_every": 10**9}
     if args.metrics:
         overrides["log.eval_metrics"] = args.metrics.split(",")
     if args.n:
         overrides["log.eval_n"] = args.n
-    # Train for as long as the budget allows: the preset's own step count is not the limit.
     try:
         config = validate(apply_overrides(load_config(args.preset, args.overrides), overrides))
     except GankitError as error:
@@ -56,7 +62,8 @@ def main() -> None:
     rows, trained, next_point = [], 0.0, args.every * 60
     while trained < args.minutes * 60 - 1e-9:
         started = time.perf_counter()
-        while time.perf_counter() - started < next_point - trained:
+        while (time.perf_counter() - started < next_point - trained
+               and trainer.step < config.train.steps):
             trainer.train_step()
             trainer.step += 1
         trained += time.perf_counter() - started
@@ -64,6 +71,8 @@ def main() -> None:
         results = trainer.evaluate()  # also logged to the run's metrics.jsonl
         rows.append({"minutes": round(trained / 60, 2), "step": trainer.step, **results})
         print(json.dumps(rows[-1]), flush=True)
+        if trainer.step >= config.train.steps:
+            break
         next_point = min(next_point + args.every * 60, args.minutes * 60)
     trainer.save()
 

@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+import gankit
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -42,3 +45,21 @@ def test_quality_plot_shows_a_toy_runs_own_metrics(tmp_path):
     (tmp_path / "toy-grid.json").write_text(json.dumps({"preset": "toy-grid", "rows": rows}))
     figure = quality.plot_folder(tmp_path)
     assert figure == tmp_path / "quality.png" and figure.stat().st_size > 1000
+
+
+def test_quality_with_steps_stops_there_and_decays_the_rates_over_them(tmp_path):
+    # Without --steps, train.steps was 10**9, so a learning-rate decay never began.
+    result = run_script("quality.py", "toy-gaussian", "--minutes", "5", "--every", "5",
+                        "--steps", "40", "train.lr_decay_from=0.5", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "toy-gaussian.json").read_text())["rows"]
+    assert [row["step"] for row in rows] == [40]
+    model = gankit.load(tmp_path / "toy-gaussian")
+    assert model.step == 40 and model.config.train.steps == 40
+    # The last step (index 39) ran at (40 - 39) / (40 - 20) of each base rate.
+    state = torch.load(tmp_path / "toy-gaussian" / "checkpoints" / "step_00000040" / "state.pt",
+                       weights_only=True)
+    train = model.config.train
+    for name, base in (("generator", train.g_lr), ("discriminator", train.d_lr)):
+        assert state["optimizers"][name]["param_groups"][0]["lr"] == pytest.approx(base / 20)
+

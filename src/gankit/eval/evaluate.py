@@ -54,9 +54,9 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
             kid, pr (precision/recall, k=3), dc (density/coverage, k=5), cs (classifier
             score), label-acc (the share of a conditional model's samples the classifier
             assigns to their requested label; a conditional run is sampled with every label
-            equally often), stacked-modes
-            (Stacked MNIST's 1,000 modes, each channel classified), modes (2D toy),
-            divergences (1D toy), parzen (Parzen-window log-likelihood).
+            equally often), stacked-modes (Stacked MNIST's 1,000 modes, each channel
+            classified), modes (2D toy), divergences (1D toy), parzen (Parzen-window
+            log-likelihood).
         features: the feature extractor's name (see `gankit.eval.features`).
         n: how many samples to draw from the source (and from a dataset reference).
         seed: seed of the noise and of the reference subset.
