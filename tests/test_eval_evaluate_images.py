@@ -9,7 +9,7 @@ import gankit
 from conftest import TINY
 from gankit.config import DataConfig
 from gankit.data import build_dataset
-from gankit.data.images import to_float
+from gankit.data.images import to_float, to_uint8
 from gankit.data.root import resolve_data_root
 from gankit.errors import GankitError
 from gankit.eval.evaluate import evaluate
@@ -80,11 +80,15 @@ def test_bad_image_requests_are_one_line(tmp_path):
             evaluate(torch.zeros(10, 1, 28, 28), "mnist:test", ["fid"], n=10, device="cuda")
 
 
-def test_numpy_sources_and_comma_separated_metrics_are_accepted(tmp_path):
+def test_numpy_and_uint8_sources_and_comma_separated_metrics_are_accepted(tmp_path):
     images = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     expected = evaluate(images, "mnist:test", ["fid", "pr"], n=200, cache_dir=tmp_path)
     assert evaluate(images.numpy(), "mnist:test", "fid,pr", n=200,
                     cache_dir=tmp_path) == pytest.approx(expected)
+    # uint8 images are read as [0, 255] (they were refused as lying outside [-1, 1]).
+    stored = to_uint8(images)
+    assert evaluate(stored, "mnist:test", ["fid"], n=200, cache_dir=tmp_path) == pytest.approx(
+        evaluate(to_float(stored), "mnist:test", ["fid"], n=200, cache_dir=tmp_path))
 
 
 def test_label_accuracy_of_real_digits_against_their_own_and_shuffled_labels():

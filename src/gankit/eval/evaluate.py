@@ -45,8 +45,8 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
 
     Args:
         source: a run folder, a folder of images, a tensor (or numpy array) of images in
-            [-1, 1] (N x C x H x W) or points (N x d), or a callable `z -> images` (then give
-            `latent_dim`).
+            [-1, 1] or uint8 [0, 255] (N x C x H x W) or points (N x d), or a callable
+            `z -> images` (then give `latent_dim`).
         reference: a dataset name with its split ("mnist:test", "fashion-mnist:train"), a folder
             of images, a tensor, or a `.npz` of cached FID statistics (mu, sigma). Toy runs need
             none: their data distribution is known.
@@ -122,6 +122,8 @@ def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, devi
     if isinstance(source, np.ndarray):
         source = torch.from_numpy(source)
     if isinstance(source, torch.Tensor):
+        if source.dtype == torch.uint8:  # images as stored, [0, 255]
+            source = to_float(source)
         return _first(source, n, "the source tensor"), None, None
     if callable(source) and not isinstance(source, (str, Path)):
         if latent_dim is None:
