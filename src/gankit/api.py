@@ -21,10 +21,11 @@ from gankit.config import (
     validate,
 )
 from gankit.data import build_dataset
+from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.objectives import ConditionalGANObjective, build_objective
 from gankit.train.checkpoint import load_checkpoint, resolve_checkpoint
-from gankit.train.loop import CONFIG_FILE, Trainer, resolve_device
+from gankit.train.loop import CONFIG_FILE, Trainer
 
 
 def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Path | None = None,

@@ -19,6 +19,7 @@ import torch
 
 from gankit.data.images import crop_padding, to_float
 from gankit.data.root import cache_root
+from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.eval import divergences
 from gankit.eval.fid import feature_statistics, frechet_distance, kid_from_features
@@ -70,8 +71,6 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
     Returns:
         A flat dict of floats, keyed "metric/extractor/nN" (or "metric/nN" without extractor).
     """
-    from gankit.train.loop import resolve_device  # refuses CUDA on a machine without it
-
     if isinstance(metrics, str):
         metrics = tuple(metrics.split(","))  # "fid,pr", as on the command line
     check_request(metrics, n)

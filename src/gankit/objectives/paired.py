@@ -216,7 +216,8 @@ class PairedGANObjective(PairedObjective):
             pairs = torch.arange(half, device=inputs.device).repeat(2)
             inputs, noise = inputs[pairs], noise[:2 * half]
             targets = None if targets is None else targets[pairs]
-        outputs = self.generator(make_code(inputs, noise))
+        # The net itself: a code would only be built here to be split straight back.
+        outputs = self.generator.net(inputs, noise)
         fake_logits = self.discriminator(inputs, outputs)
         g_loss = losses.generator_loss(fake_logits, self.g_loss_kind)
         stats = {"g_loss": g_loss.detach(),

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from gankit.config import RunConfig, to_yaml
 from gankit.data.images import crop_padding
+from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.objectives import Objective, build_objective
 from gankit.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
@@ -35,17 +36,6 @@ METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.yaml"
 # The names shown in the progress bar, in order, for the stats an objective reports.
 PROGRESS_NAMES = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device for "auto" (CUDA when there is one), "cpu", "cuda" or "cuda:N"."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(name).startswith("cuda") and not torch.cuda.is_available():
-        # Said here, in one line, rather than by CUDA's driver error from the first tensor.
-        raise GankitError(f"device {name!r}: torch finds no usable CUDA device "
-                          "(torch.cuda.is_available() is False); use cpu or auto")
-    return torch.device(name)
 
 
 def make_optimizer(params: list[nn.Parameter], name: str, lr: float, momentum: float,
