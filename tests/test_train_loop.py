@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -192,6 +193,33 @@ def test_tensorboard_events_hold_the_logged_scalars(tmp_path):
     lines = (run / "metrics.jsonl").read_text().splitlines()
     logged = [json.loads(line)["d_loss"] for line in lines]
     assert [e.value for e in d_loss] == pytest.approx(logged, rel=1e-5)
+
+
+def test_resume_after_a_kill_logs_each_step_once_in_metrics_and_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # A run killed between its step-8 checkpoint and the next one had logged step 12 already.
+    straight = make_trainer(tmp_path, "killed", **{"log.tensorboard": True,
+                                                   "log.checkpoint_every": 8})
+    run = straight.fit()
+    checkpoints = run / "checkpoints"
+    for folder in checkpoints.glob("step_*"):
+        if folder.name != "step_00000008":
+            shutil.rmtree(folder)
+    (checkpoints / "latest").write_text("step_00000008\n")
+    logged_before = (run / "metrics.jsonl").read_text().splitlines()
+    resumed = make_trainer(tmp_path, "killed", **{"log.tensorboard": True,
+                                                  "log.checkpoint_every": 8})
+    resumed.restore(run)
+    resumed.fit()
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [4, 8, 12]
+    assert lines[:2] == logged_before[:2]  # what came before the checkpoint is kept as it was
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    d_loss = events.Scalars("d_loss")
+    assert [e.step for e in d_loss] == [4, 8, 12]
+    assert d_loss[-1].value == pytest.approx(json.loads(lines[-1])["d_loss"], rel=1e-5)
 
 
 def test_bf16_precision_runs_the_phases_under_autocast_with_fp32_weights(tmp_path):

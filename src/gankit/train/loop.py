@@ -30,7 +30,7 @@ from gankit.objectives import Objective, build_objective
 from gankit.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from gankit.train.ema import WeightAverage
 from gankit.train.pictures import RunPictures
-from gankit.train.report import write_report
+from gankit.train.report import drop_metrics_after, write_report
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.yaml"
@@ -138,11 +138,7 @@ class Trainer:
         # Only now: a config refused above leaves no empty run folder behind.
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.pictures = RunPictures(self.run_dir, data, self.objective, self.fixed_latent)
-        self.events = None
-        if config.log.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter  # imported only when asked for
-
-            self.events = SummaryWriter(str(self.run_dir / "tensorboard"))
+        self.events = None  # TensorBoard's writer, opened by fit
 
     def _check_evaluation(self, sample_shape: tuple[int, ...]) -> None:
         """Refuse now what `evaluate` would refuse at the first log.eval_every, maybe hours in."""
@@ -259,6 +255,15 @@ class Trainer:
         """Train until `config.train.steps`, writing the run folder; returns its path."""
         config, log = self.config, self.config.log
         atomic_write_text(self.run_dir / CONFIG_FILE, to_yaml(config))
+        # The steps after self.step are about to be run again: drop what a killed run logged
+        # past its last checkpoint, so the curves do not double back (purge_step does the same
+        # for TensorBoard's events).
+        drop_metrics_after(self.run_dir, self.step)
+        if config.log.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # imported only when asked for
+
+            self.events = SummaryWriter(str(self.run_dir / "tensorboard"),
+                                        purge_step=self.step + 1)
         # Each logged number is the mean over the steps that reported it (g_grad_norm is
         # measured on the logged step only).
         sums: dict[str, torch.Tensor] = {}

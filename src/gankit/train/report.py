@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from gankit.config import RunConfig
+from gankit.train.checkpoint import atomic_write_text
 from gankit.viz.curves import plot_metric_curves, plot_training_curves
 
 REPORT_FILE = "report.md"
@@ -19,6 +20,19 @@ def read_metrics(run_dir: Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def drop_metrics_after(run_dir: Path, step: int) -> None:
+    """Remove the metrics.jsonl records of steps after `step`, which a resumed run is about to
+    log again (a run killed after its last checkpoint had logged them), so that its curves do
+    not double back. Rewritten atomically; untouched when there is nothing to drop."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) < len(lines):
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def append_evaluation(run_dir: Path, step: int, elapsed: float, results: dict[str, float]) -> None:
