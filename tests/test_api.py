@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from torch import nn
 import gankit
 from conftest import TINY
 from gankit.config import RunConfig
-from gankit.errors import GankitError
+from gankit.errors import CheckpointFallbackWarning, GankitError
 
 
 def train_tiny(preset, out, **values):
@@ -96,6 +98,34 @@ def test_resume_with_fewer_steps_than_the_checkpoint_is_refused(tmp_path):
         gankit.train(resume=run, **{"train.steps": 4})
     assert (run / "config.yaml").read_text() == saved
     assert gankit.load(run).config.train.steps == 12
+
+
+def test_resume_past_an_unreadable_latest_checkpoint_continues_from_the_one_before(tmp_path):
+    run = train_tiny("digits-mlp", tmp_path / "run")  # checkpoints at steps 6 and 12
+    broken = run / "checkpoints" / "step_00000012" / "state.pt"
+    broken.write_bytes(broken.read_bytes()[:100])  # truncated by a failing disk or copy
+    with pytest.warns(CheckpointFallbackWarning, match="step_00000006"):
+        gankit.train(resume=run, **{"train.steps": 18})
+    assert gankit.load(run).step == 18
+    # The run saved step 12 afresh; the unreadable folder is kept, set aside.
+    assert (run / "checkpoints" / "step_00000012" / "state.pt").stat().st_size > 100
+    assert (run / "checkpoints" / "set-aside-step_00000012" / "state.pt").stat().st_size == 100
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [4, 8, 12, 16, 18]
+
+
+def test_resume_from_an_earlier_checkpoint_folder_continues_that_run_from_there(tmp_path):
+    # It used to start a new run inside the checkpoint folder.
+    run = train_tiny("digits-mlp", tmp_path / "run")
+    gankit.train(resume=run / "checkpoints" / "step_00000006")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "latest", "set-aside-step_00000012", "step_00000006", "step_00000012"]
+    assert not (run / "checkpoints" / "step_00000006" / "config.yaml").exists()
+    straight = train_tiny("digits-mlp", tmp_path / "straight")
+    resumed, reference = gankit.load(run), gankit.load(straight)
+    assert resumed.step == 12
+    for key, value in reference.generator.state_dict().items():
+        assert torch.equal(value, resumed.generator.state_dict()[key]), key
 
 
 def test_training_into_an_existing_run_without_resume_is_refused(tmp_path):

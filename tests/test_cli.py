@@ -62,6 +62,20 @@ def test_sample_of_an_image_run_writes_a_grid(tmp_path, capsys):
     assert grid.mode == "L" and grid.size[0] == grid.size[1]
 
 
+def test_sampling_a_run_whose_latest_checkpoint_is_unreadable_warns_in_one_line(tmp_path,
+                                                                               capsys):
+    out = tmp_path / "digits"
+    assert main(["train", "--out", str(out), "--no-progress", *TINY_ARGS,
+                 "log.checkpoint_every=4"]) == 0
+    broken = out / "checkpoints" / "step_00000008" / "generator.safetensors"
+    broken.write_bytes(b"")
+    capsys.readouterr()
+    assert main(["sample", str(out), "-n", "4"]) == 0
+    error = capsys.readouterr().err
+    assert error.startswith(f"gankit: warning: {broken}: unreadable weights")
+    assert error.count("\n") == 1 and error.rstrip().endswith("step_00000004")
+
+
 def test_sample_of_a_folder_without_a_run_is_one_line(tmp_path, capsys):
     assert main(["sample", str(tmp_path)]) == 2
     error = capsys.readouterr().err

@@ -341,6 +341,7 @@ def test_folder_without_checkpoint_names_it(tmp_path):
 
 def test_latest_pointing_nowhere_names_it(tmp_path):
     save_step(tmp_path, 1)
+    (tmp_path / "checkpoints" / "step_00000001" / STATE_FILE).unlink()
     latest = tmp_path / "checkpoints" / LATEST_FILE
     latest.write_text("step_00000099\n")
     with pytest.raises(GankitError) as excinfo:
@@ -348,6 +349,54 @@ def test_latest_pointing_nowhere_names_it(tmp_path):
     message = error_line(excinfo)
     assert str(latest) in message
     assert "step_00000099" in message
+
+
+@pytest.mark.parametrize("damage", ["state", "weights", "missing"])
+def test_an_unreadable_latest_falls_back_to_the_newest_readable_with_a_warning(tmp_path, damage):
+    save_step(tmp_path, 1)
+    save_step(tmp_path, 2, keep=3)
+    newest = save_step(tmp_path, 3, keep=3)
+    if damage == "state":
+        (newest / STATE_FILE).write_bytes(b"truncated")
+    elif damage == "weights":
+        (newest / "generator.safetensors").write_bytes(b"")
+    else:
+        (tmp_path / "checkpoints" / LATEST_FILE).write_text("step_00000099\n")
+        (newest / STATE_FILE).unlink()
+    with pytest.warns(ckpt.CheckpointFallbackWarning) as record:
+        weights, state, used = load_checkpoint(tmp_path)
+    assert used.name == "step_00000002" and state["step"] == 2
+    g, _, _ = make_players(2)
+    assert torch.equal(weights["generator"]["0.weight"], g.state_dict()["0.weight"])
+    message = str(record[0].message)
+    assert "\n" not in message and str(used) in message
+    assert ("step_00000099" if damage == "missing" else str(newest)) in message
+    # Reading changes nothing on disk.
+    assert step_folders(tmp_path) == ["step_00000001", "step_00000002", "step_00000003"]
+
+
+def test_a_checkpoint_folder_named_directly_is_never_replaced_by_another(tmp_path):
+    save_step(tmp_path, 1)
+    newest = save_step(tmp_path, 2)
+    (newest / STATE_FILE).write_bytes(b"truncated")
+    with pytest.raises(GankitError) as excinfo:
+        load_checkpoint(newest)
+    assert str(newest / STATE_FILE) in error_line(excinfo)
+
+
+def test_set_aside_after_renames_the_later_checkpoints_and_points_latest_back(tmp_path):
+    first = save_step(tmp_path, 1)
+    save_step(tmp_path, 2, keep=3)
+    save_step(tmp_path, 3, keep=3)
+    saved = (tmp_path / "checkpoints" / "step_00000003" / STATE_FILE).read_bytes()
+    moved = ckpt.set_aside_after(first)
+    assert [p.name for p in moved] == ["set-aside-step_00000002", "set-aside-step_00000003"]
+    assert step_folders(tmp_path) == ["step_00000001"]
+    assert latest_name(tmp_path) == "step_00000001"
+    assert (moved[1] / STATE_FILE).read_bytes() == saved  # kept as it was
+    # Those steps can be saved again, and pruning never counts the folders set aside.
+    save_step(tmp_path, 2, keep=1)
+    assert step_folders(tmp_path) == ["step_00000002"] and all(p.is_dir() for p in moved)
 
 
 @pytest.mark.parametrize("garbage", [b"\xff" * 100, b"garbage", b"", b"{}" * 50])

@@ -24,7 +24,7 @@ from gankit.data import build_dataset
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.objectives import ConditionalGANObjective, build_objective
-from gankit.train.checkpoint import load_checkpoint, resolve_checkpoint
+from gankit.train.checkpoint import load_checkpoint
 from gankit.train.loop import CONFIG_FILE, Trainer
 
 
@@ -39,7 +39,8 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
             preset (or, with `resume`, the run's own config).
         out: the run folder; default `runs/<name>` (made unique with a suffix).
         data_root: where datasets live (else $GANKIT_DATA_ROOT, else ../shared/data).
-        resume: a run folder to continue from its latest checkpoint.
+        resume: a run folder to continue from its latest checkpoint, or one of its checkpoint
+            folders to continue from that step (its later checkpoints are set aside).
         progress: show the progress bar (default: the config's `log.progress`).
         overrides: `key=value` strings as typed on the command line (`"train.d_steps=2"`).
         **config_values: config values, as sections (`train={"steps": 100}`), dotted keys
@@ -51,9 +52,9 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
     flat_overrides = [*overrides, *flatten(config_values).items()]
     checkpoint = None
     if resume is not None:
-        run_dir = Path(resume)
-        checkpoint = resolve_checkpoint(run_dir)
-        _, state, _ = load_checkpoint(checkpoint)
+        _, state, checkpoint = load_checkpoint(resume)
+        # The run that holds the checkpoint, also when `resume` names one of its checkpoints.
+        run_dir = checkpoint.parent.parent
         if preset_or_config is None:
             config = validate(apply_overrides(from_dict(state["config"]), flat_overrides))
         else:

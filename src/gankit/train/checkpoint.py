@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gankit.errors import GankitError
+from gankit.errors import CheckpointFallbackWarning, GankitError
 
 STATE_FILE = "state.pt"
 LATEST_FILE = "latest"
@@ -70,7 +71,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if (path / STATE_FILE).is_file():
         return path
-    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    folder = _checkpoints_folder(path)
     latest = folder / LATEST_FILE
     if not latest.is_file():
         raise GankitError(f"no checkpoint found in {path} (looked for {latest})")
@@ -84,10 +85,59 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
                     ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any], Path]:
     """Read a checkpoint without executing anything from it.
 
+    Given a run (or `checkpoints/`) folder whose latest checkpoint is unreadable or missing (a
+    disk error, a file truncated by a copy), it reads the newest readable older one instead and
+    warns with a `CheckpointFallbackWarning` that names both. A checkpoint folder named
+    directly is read or refused, never replaced.
+
     Returns:
         (weights by player name, the state dict, the checkpoint folder).
+
+    Raises:
+        GankitError: if no checkpoint there can be read (naming the latest one's problem).
     """
-    checkpoint = resolve_checkpoint(path)
+    path = Path(path)
+    if (path / STATE_FILE).is_file():
+        return _read_checkpoint(path, map_location)
+    try:
+        return _read_checkpoint(resolve_checkpoint(path), map_location)
+    except GankitError as latest_error:
+        for older in reversed(_step_folders(_checkpoints_folder(path))):
+            try:
+                loaded = _read_checkpoint(older, map_location)
+            except GankitError:
+                continue
+            warnings.warn(f"{latest_error}; using the newest readable checkpoint, {older}",
+                          CheckpointFallbackWarning, stacklevel=2)
+            return loaded
+        raise
+
+
+def set_aside_after(checkpoint: Path) -> list[Path]:
+    """Before a run continues from `checkpoint`, rename the run's later checkpoints (unreadable
+    ones it fell back past, or a future the user chose to leave) to `set-aside-step_...`.
+
+    They are kept, but no longer counted: the run will save those steps again, and a step that
+    is already saved is never rewritten. `latest` then names `checkpoint`.
+
+    Returns:
+        The new paths of the folders set aside.
+    """
+    folder = checkpoint.parent
+    moved = []
+    for later in _step_folders(folder):
+        if later.name > checkpoint.name:
+            target = folder / f"set-aside-{later.name}"
+            os.replace(later, target)
+            moved.append(target)
+    if moved:
+        _fsync_dir(folder)
+        atomic_write_text(folder / LATEST_FILE, checkpoint.name + "\n")
+    return moved
+
+
+def _read_checkpoint(checkpoint: Path, map_location: str | torch.device
+                     ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any], Path]:
     try:
         state = torch.load(checkpoint / STATE_FILE, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
@@ -102,6 +152,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
     return weights, state, checkpoint
 
 
+def _checkpoints_folder(path: Path) -> Path:
+    return path / "checkpoints" if (path / "checkpoints").is_dir() else path
+
+
+def _step_folders(folder: Path) -> list[Path]:
+    """The checkpoint folders in `folder`, oldest first (the zero-padded names sort by step)."""
+    return sorted(p for p in folder.glob("step_*") if p.is_dir())
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a small text file so readers see the old or the new content, never a mix."""
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -114,7 +173,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def _prune(folder: Path, keep: int, protect: Path) -> None:
-    checkpoints = sorted(p for p in folder.glob("step_*") if p.is_dir())
+    checkpoints = _step_folders(folder)
     for old in checkpoints[:-keep]:
         if old != protect:
             shutil.rmtree(old, ignore_errors=True)

@@ -27,7 +27,12 @@ from gankit.data.images import crop_padding
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.objectives import Objective, build_objective
-from gankit.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from gankit.train.checkpoint import (
+    atomic_write_text,
+    load_checkpoint,
+    save_checkpoint,
+    set_aside_after,
+)
 from gankit.train.ema import WeightAverage
 from gankit.train.pictures import RunPictures
 from gankit.train.report import drop_metrics_after, write_report
@@ -376,8 +381,11 @@ class Trainer:
                                keep=self.config.log.keep_checkpoints)
 
     def restore(self, checkpoint: str | Path) -> None:
-        """Continue from a checkpoint: weights, optimizers, step, elapsed time and RNG streams."""
-        weights, state, _ = load_checkpoint(checkpoint, map_location=self.device)
+        """Continue from a checkpoint: weights, optimizers, step, elapsed time and RNG streams.
+
+        Checkpoints of this run later than the one read are set aside (`set_aside_after`): the
+        run will save those steps again."""
+        weights, state, used = load_checkpoint(checkpoint, map_location=self.device)
         for name, net in self.objective.players().items():
             net.load_state_dict(weights[name])
         for name, optimizer in self.optimizers.items():
@@ -395,6 +403,8 @@ class Trainer:
         self.latent_rng.set_state(rng["latent"].cpu())
         self.penalty_rng.set_state(rng["penalty"].cpu())
         torch.set_rng_state(rng["torch"].cpu())
+        if used.parent.resolve() == (self.run_dir / "checkpoints").resolve():
+            set_aside_after(used)
 
 
 def to_device(batch: Any, device: torch.device,
