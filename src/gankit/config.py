@@ -29,8 +29,15 @@ class DataConfig:
     """Where the real samples come from."""
 
     # gaussian-1d | ring | grid | digits | mnist | fashion-mnist | stacked-mnist | usps | olivetti
+    # | folder (your own images: data.path)
     name: str = "digits"
     split: str = "train"
+    # data.name=folder: the folder of images (class subfolders give labels), as given or under
+    # the data root; every image cropped and resized to size x size (0: as they are, all equal
+    # in size); channels 1 or 3 (0: grey when every image is grey).
+    path: str = ""
+    size: int = 0
+    channels: int = 0
     # Pixels of background (uint8 0) added on each side of every image when the dataset is
     # built, e.g. 2 to take 28-px Fashion-MNIST to the 32 px of model.arch=resnet. Metrics crop
     # samples back to the data's own size, which the feature extractors take.
@@ -155,7 +162,7 @@ MODEL_SECTIONS = ("model", "loss", "data")
 
 _CHOICES = {
     "data.name": ("gaussian-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
-                  "stacked-mnist", "usps", "olivetti"),
+                  "stacked-mnist", "usps", "olivetti", "folder"),
     "data.split": ("train", "test"),
     "model.objective": ("gan", "projection", "acgan", "vae", "semi-supervised"),
     "model.arch": ("mlp", "dcgan", "resnet"),
@@ -178,7 +185,7 @@ _POSITIVE = (
 _NON_NEGATIVE = (
     "loss.gp_weight", "loss.r1_weight", "train.g_lr", "train.d_lr", "train.momentum",
     "train.threads", "model.d_dropout", "model.d_fc_width", "model.g_width", "log.eval_every",
-    "log.eval_n", "data.pad",
+    "log.eval_n", "data.pad", "data.size",
 )
 
 
@@ -203,6 +210,19 @@ def validate(config: RunConfig) -> RunConfig:
             if getattr(config.model, key):
                 raise GankitError(f"model.{key} applies to model.arch=dcgan only, not "
                                   f"{config.model.arch!r}")
+    folder_keys = {"path": "", "size": 0, "channels": 0}
+    for key, default in folder_keys.items():
+        if config.data.name != "folder" and getattr(config.data, key) != default:
+            raise GankitError(f"data.{key} applies to data.name=folder only, not "
+                              f"{config.data.name!r}")
+    if config.data.name == "folder":
+        if not config.data.path:
+            raise GankitError("data.name=folder needs data.path=DIR, the folder of images")
+        if config.data.channels not in (0, 1, 3):
+            raise GankitError(f"data.channels={config.data.channels!r} is not one of 0, 1, 3")
+        if config.data.split != "train":
+            raise GankitError("data.split applies to datasets with splits; a folder is one set "
+                              "(point data.path at the split's folder)")
     if config.model.d_dropout >= 1:
         raise GankitError(f"model.d_dropout={config.model.d_dropout!r} must be < 1")
     try:

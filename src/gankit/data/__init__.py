@@ -8,6 +8,7 @@ import torch
 
 from gankit.config import DataConfig
 from gankit.data.faces import load_olivetti
+from gankit.data.folder import load_image_folder
 from gankit.data.images import IDX_FOLDERS, ImageData, load_digits, load_idx_dataset, pad_images
 from gankit.data.root import resolve_data_root
 from gankit.data.stacked_mnist import StackedMNIST
@@ -63,6 +64,8 @@ def _load(config: DataConfig, data_root: str | Path | None) -> ImageData | Point
         return load_olivetti(resolve_data_root(data_root))
     if config.name == "usps":
         return load_usps(resolve_data_root(data_root), config.split)
+    if config.name == "folder":
+        return load_image_folder(config.path, config.size, config.channels, data_root)
     if config.name in IDX_FOLDERS:
         return load_idx_dataset(config.name, resolve_data_root(data_root), config.split)
     raise ValueError(f"unknown dataset {config.name!r}")  # config validation stops this first

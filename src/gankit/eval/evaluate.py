@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gankit.data.folder import IMAGE_SUFFIXES, decode_images
 from gankit.data.images import crop_padding, to_float
 from gankit.data.root import cache_root
 from gankit.device import resolve_device
@@ -34,7 +35,6 @@ METRICS = {
     "cs": "logits", "label-acc": "logits", "stacked-modes": "logits", "modes": "points",
     "divergences": "points", "parzen": "pixels",
 }
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid",),
@@ -167,27 +167,12 @@ def read_image_folder(folder: Path, n: int | None = None) -> torch.Tensor:
         GankitError: naming the folder when it holds fewer than n images or images of mixed
             sizes, or naming a file that cannot be decoded.
     """
-    from PIL import Image, UnidentifiedImageError
-
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if n is not None and len(files) < n:
         raise GankitError(f"n={n} is larger than {folder}, which holds {len(files)} images")
-    arrays = []
-    for file in files[:n]:
-        try:
-            with Image.open(file) as image:
-                arrays.append(np.asarray(image.convert("L" if image.mode in ("L", "1", "I;16")
-                                                       else "RGB")))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise GankitError(f"{file}: cannot decode image ({exc.__class__.__name__})") from None
-    if not arrays:
+    if not files:
         raise GankitError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        raise GankitError(f"{folder}: images of different sizes {sorted(shapes)[:3]}")
-    stacked = torch.from_numpy(np.stack(arrays))
-    stacked = stacked.unsqueeze(1) if stacked.dim() == 3 else stacked.permute(0, 3, 1, 2)
-    return to_float(stacked)
+    return to_float(torch.from_numpy(decode_images(files[:n])))
 
 
 # ----------------------------------------------------------------------------- toy metrics

@@ -97,6 +97,13 @@ class Trainer:
         self.data_rng = torch.Generator().manual_seed(seed)
         self.latent_rng = torch.Generator().manual_seed(seed + 1)
         self.penalty_rng = torch.Generator(self.device).manual_seed(seed + 2)
+        labels = getattr(data, "labels", None)
+        if (config.model.objective in ("projection", "acgan", "semi-supervised")
+                and labels is not None and int(labels.max()) >= config.model.num_classes):
+            # Refused here rather than as an index error in the first step that draws one.
+            raise GankitError(f"model.num_classes={config.model.num_classes}, but {data.name} "
+                              f"has labels up to {int(labels.max())}; set model.num_classes="
+                              f"{int(labels.max()) + 1}")
         if objective is None:
             objective = build_objective(config, tuple(data.shape), self.penalty_rng)
         self.objective = objective.to(self.device)
