@@ -144,6 +144,10 @@ def test_a_dcgan_trains_on_a_folder_of_photos_of_any_shape(tmp_path):
     generator = np.random.default_rng(0)
     photos = [generator.integers(0, 256, (40 + 3 * i, 50, 3), dtype=np.uint8) for i in range(6)]
     write_pngs(tmp_path / "photos", photos)
+    write_pngs(tmp_path / "one", photos[:1])
+    with pytest.raises(GankitError, match=r"40, 50\)\W.*\(data.size=S resizes a folder's images"):
+        gankit.train("mnist-dcgan", out=tmp_path / "unsized", **{
+            **TINY, "data.name": "folder", "data.path": str(tmp_path / "one")})
     folder = {"data.name": "folder", "data.path": str(tmp_path / "photos"), "data.size": 32}
     assert build_dataset(load_config("mnist-dcgan", folder).data).shape == (3, 32, 32)
     run = gankit.train("mnist-dcgan", out=tmp_path / "run", **{

@@ -68,8 +68,9 @@ def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
     try:
         return BUILDERS[config.model.objective](config, sample_shape, penalty_generator)
     except ValueError as error:  # the nets' constructors refuse shapes they cannot take
+        hint = " (data.size=S resizes a folder's images)" if config.data.name == "folder" else ""
         raise GankitError(f"model.arch={config.model.arch!r} on {config.data.name} samples of "
-                          f"shape {tuple(sample_shape)}: {error}") from None
+                          f"shape {tuple(sample_shape)}: {error}{hint}") from None
 
 
 __all__ = ["BUILDERS", "ConditionalGANObjective", "GANObjective", "Objective",
