@@ -42,24 +42,35 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--data-root", default=None)
     args = parser.parse_intermixed_args()
+    for name in ("minutes", "every", "steps", "n"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            parser.error(f"argument --{name}: {value} must be > 0")
 
     # Without --steps, train for as long as the budget allows: the preset's own step count is
     # not the limit.
+    # log.eval_every > 0 makes the Trainer check the evaluation request when it is built, not
+    # at the first wall-clock point; the evaluations themselves are run from here.
     overrides = {"train.steps": args.steps or 10**9, "log.progress": False,
-                 "log.sample_every": 10**9, "log.checkpoint_every": 10**9}
+                 "log.sample_every": 10**9, "log.checkpoint_every": 10**9,
+                 "log.eval_every": 10**9}
     if args.metrics:
         overrides["log.eval_metrics"] = args.metrics.split(",")
     if args.n:
         overrides["log.eval_n"] = args.n
     try:
         config = validate(apply_overrides(load_config(args.preset, args.overrides), overrides))
+        if config.data.name not in PROTOCOLS:
+            raise GankitError(f"{args.preset}: gankit has no evaluation protocol for "
+                              f"{config.data.name!r} data, so nothing to measure over time")
+        data = build_dataset(config.data, args.data_root)
+        trainer = Trainer(config, args.out / args.preset, data, data_root=args.data_root)
     except GankitError as error:
         parser.error(str(error))
     _, reference, features, n = PROTOCOLS[config.data.name]
     n = args.n or n
-    data = build_dataset(config.data, args.data_root)
-    trainer = Trainer(config, args.out / args.preset, data, data_root=args.data_root)
-    rows, trained, next_point = [], 0.0, args.every * 60
+    rows, trained = [], 0.0
+    next_point = min(args.every, args.minutes) * 60
     while trained < args.minutes * 60 - 1e-9:
         started = time.perf_counter()
         while (time.perf_counter() - started < next_point - trained

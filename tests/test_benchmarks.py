@@ -24,6 +24,13 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args, message", [
     (["presets.py", "toy-gaussian", "nope"], "unknown preset 'nope'"),
     (["quality.py", "nope"], "unknown preset 'nope'"),
+    # These trained for minutes first, then failed at the first evaluation (or never ended).
+    (["quality.py", "toy-ring", "--minutes", "-1"], "argument --minutes: -1.0 must be > 0"),
+    (["quality.py", "toy-ring", "--every", "0"], "argument --every: 0.0 must be > 0"),
+    (["quality.py", "toy-ring", "-n", "0"], "argument --n: 0 must be > 0"),
+    (["quality.py", "toy-ring", "--metrics", "fid"], "metrics fid need images"),
+    (["quality.py", "mnist-dcgan", "--metrics", "nope"], "unknown metric 'nope'"),
+    (["quality.py", "faces-dcgan"], "no evaluation protocol for 'olivetti' data, so nothing"),
     (["throughput.py", "--rounds", "0"], "argument --rounds: 0 must be >= 1"),
     (["throughput.py", "--cases", "nope"], "unknown case 'nope'"),
 ])
@@ -63,3 +70,12 @@ def test_quality_with_steps_stops_there_and_decays_the_rates_over_them(tmp_path)
     for name, base in (("generator", train.g_lr), ("discriminator", train.d_lr)):
         assert state["optimizers"][name]["param_groups"][0]["lr"] == pytest.approx(base / 20)
 
+
+
+def test_quality_stops_at_minutes_when_every_is_longer(tmp_path):
+    # With --every above --minutes the first point came at --every, past the budget.
+    result = run_script("quality.py", "toy-gaussian", "--minutes", "0.05", "--every", "1",
+                        "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "toy-gaussian.json").read_text())["rows"]
+    assert len(rows) == 1 and 0.05 <= rows[0]["minutes"] < 0.1
