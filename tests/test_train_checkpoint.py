@@ -397,6 +397,10 @@ def test_set_aside_after_renames_the_later_checkpoints_and_points_latest_back(tm
     # Those steps can be saved again, and pruning never counts the folders set aside.
     save_step(tmp_path, 2, keep=1)
     assert step_folders(tmp_path) == ["step_00000002"] and all(p.is_dir() for p in moved)
+    # Leaving step 2 again keeps both futures.
+    again = ckpt.set_aside_after(save_step(tmp_path, 1, keep=2))
+    assert [p.name for p in again] == ["set-aside-step_00000002-2"]
+    assert moved[0].is_dir()
 
 
 @pytest.mark.parametrize("garbage", [b"\xff" * 100, b"garbage", b"", b"{}" * 50])

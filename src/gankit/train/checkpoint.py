@@ -127,7 +127,9 @@ def set_aside_after(checkpoint: Path) -> list[Path]:
     moved = []
     for later in _step_folders(folder):
         if later.name > checkpoint.name:
-            target = folder / f"set-aside-{later.name}"
+            target, copy = folder / f"set-aside-{later.name}", 2
+            while target.exists():  # set aside before, by an earlier resume
+                target, copy = folder / f"set-aside-{later.name}-{copy}", copy + 1
             os.replace(later, target)
             moved.append(target)
     if moved:
