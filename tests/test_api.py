@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -126,6 +127,13 @@ def test_resume_from_an_earlier_checkpoint_folder_continues_that_run_from_there(
     assert resumed.step == 12
     for key, value in reference.generator.state_dict().items():
         assert torch.equal(value, resumed.generator.state_dict()[key]), key
+    # A checkpoint folder copied out of its run has no run to continue.
+    loose = tmp_path / "loose"
+    shutil.copytree(run / "checkpoints" / "step_00000006", loose)
+    with pytest.raises(GankitError, match="not in a run's checkpoints/ folder"):
+        gankit.train(resume=loose)
+    assert sorted(p.name for p in loose.iterdir()) == sorted(
+        p.name for p in (run / "checkpoints" / "step_00000006").iterdir())
 
 
 def test_training_into_an_existing_run_without_resume_is_refused(tmp_path):

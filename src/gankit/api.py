@@ -53,6 +53,9 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
     checkpoint = None
     if resume is not None:
         _, state, checkpoint = load_checkpoint(resume)
+        if checkpoint.parent.name != "checkpoints":
+            raise GankitError(f"cannot resume {checkpoint}: it is not in a run's checkpoints/ "
+                              "folder, so there is no run to continue")
         # The run that holds the checkpoint, also when `resume` names one of its checkpoints.
         run_dir = checkpoint.parent.parent
         if preset_or_config is None:

@@ -101,7 +101,8 @@ class Trainer:
         if (config.model.objective in ("projection", "acgan", "semi-supervised")
                 and labels is not None and int(labels.max()) >= config.model.num_classes):
             # Refused here rather than as an index error in the first step that draws one.
-            raise GankitError(f"model.num_classes={config.model.num_classes}, but {data.name} "
+            raise GankitError(f"model.num_classes={config.model.num_classes}, but "
+                              f"{getattr(data, 'name', config.data.name)} "
                               f"has labels up to {int(labels.max())}; set model.num_classes="
                               f"{int(labels.max()) + 1}")
         if objective is None:
