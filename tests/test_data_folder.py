@@ -167,3 +167,23 @@ def test_a_conditional_gan_with_fewer_classes_than_the_folder_is_refused_before_
             **TINY, "data.name": "folder", "data.path": str(tmp_path / "set"),
             "model.num_classes": 2})
     assert not (tmp_path / "run").exists()
+
+
+def test_compare_shows_a_folder_runs_own_training_images(tmp_path):
+    # compare took the reference to be "folder:test" and stopped asking for data.path.
+    from gankit.compare import compare
+
+    images = [np.full((12, 12), 40 * i, np.uint8) for i in range(5)]
+    write_pngs(tmp_path / "set", images)
+    folder = {"data.name": "folder", "data.path": str(tmp_path / "set"), "data.size": 28}
+    run = gankit.train("mnist-dcgan", out=tmp_path / "run", **{
+        **TINY, **folder, "model.width": 8, "train.steps": 2, "log.every": 2})
+    report = (compare([run], tmp_path / "cmp") / "report.md").read_text()
+    assert f"the first 64 images of folder {tmp_path / 'set'} (5 images)" in report
+    other = tmp_path / "other"
+    write_pngs(other, images)
+    elsewhere = gankit.train("mnist-dcgan", out=tmp_path / "run2", **{
+        **TINY, **folder, "data.path": str(other), "model.width": 8, "train.steps": 2,
+        "log.every": 2})
+    with pytest.raises(GankitError, match=f"trained on folder {other}, but"):
+        compare([run, elsewhere], tmp_path / "cmp2")

@@ -59,15 +59,24 @@ def compare(runs: Sequence[str | Path], out: str | Path, n: int = 10000,
     models = [_load_run(Path(run), load) for run in runs]
     data_name = models[0].config.data.name
     for run, model in zip(runs, models, strict=True):
-        if model.config.data.name != data_name:
-            raise GankitError(f"{run}: trained on {model.config.data.name}, but {runs[0]} on "
-                              f"{data_name}; compare runs on the same data")
+        if _data_label(model.config) != _data_label(models[0].config):
+            raise GankitError(f"{run}: trained on {_data_label(model.config)}, but {runs[0]} on "
+                              f"{_data_label(models[0].config)}; compare runs on the same data")
     protocol = PROTOCOLS.get(data_name, ((), None, None, 0))
-    if reference is None:
-        reference = protocol[1] or f"{data_name}:test"
+    if reference is None and data_name == "folder":
+        # A folder run's real images are its training folder, cropped and resized as trained.
+        from gankit.data import build_dataset
+
+        real = build_dataset(models[0].config.data, data_root)
+        reference = real.first(len(real))
+        reference_name = f"{_data_label(models[0].config)} ({len(real)} images)"
+    else:
+        if reference is None:
+            reference = protocol[1] or f"{data_name}:test"
+        reference_name = _reference_name(reference)
     features = features or protocol[2]
 
-    panels = [(f"real: {_reference_name(reference)}", _reference_images(reference, data_root))]
+    panels = [(f"real: {reference_name}", _reference_images(reference, data_root))]
     for model in models:
         samples = model.sample(SAMPLES_SHOWN, seed=seed)
         panels.append((f"{model.config.name} ({model.config.model.objective}, "
@@ -91,7 +100,7 @@ def compare(runs: Sequence[str | Path], out: str | Path, n: int = 10000,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     draw_panels(panels, out / FIGURE_FILE)
-    summary = {"data": data_name, "reference": _reference_name(reference),
+    summary = {"data": _data_label(models[0].config), "reference": reference_name,
                "features": features, "metrics": list(metrics), "n": n, "seed": seed,
                "runs": rows}
     (out / RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
@@ -155,6 +164,12 @@ def _crop_padding(samples: torch.Tensor, config) -> torch.Tensor:
     """Samples at the dataset's own size (runs trained on padded images make padded ones)."""
     pad = getattr(config.data, "pad", 0)
     return samples[..., pad:samples.shape[-2] - pad, pad:samples.shape[-1] - pad]
+
+
+def _data_label(config) -> str:
+    """The data a run was trained on: its dataset name, and a folder's path."""
+    data = config.data
+    return f"folder {data.path}" if data.name == "folder" else data.name
 
 
 def _reference_name(reference: Any) -> str:
