@@ -50,32 +50,31 @@ def find_folder(path: str | Path, data_root: str | Path | None = None) -> Path:
     raise GankitError(f"data.path={str(path)!r}: no folder at {looked}")
 
 
-def list_images(folder: Path) -> tuple[list[Path], list[int], list[str]]:
-    """The image files under `folder` in a fixed order, their labels and the class names.
+def list_images(folder: Path) -> tuple[list[Path], list[int]]:
+    """The image files under `folder` in a fixed order, and their labels.
 
     Raises:
         GankitError: when there are no images, or images beside class subfolders.
     """
-    def images_in(directory: Path) -> list[Path]:
-        return sorted(p for p in directory.rglob("*")
-                      if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    def is_image(path: Path) -> bool:
+        return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
-    loose = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and images_in(p))
-    if loose and classes:
+    loose = sorted(p for p in folder.iterdir() if is_image(p))
+    by_class = {}
+    for subfolder in sorted(p for p in folder.iterdir() if p.is_dir()):
+        found = sorted(p for p in subfolder.rglob("*") if is_image(p))
+        if found:
+            by_class[subfolder.name] = found
+    if loose and by_class:
         raise GankitError(f"{folder}: holds images beside class subfolders "
-                          f"({', '.join(classes[:3])}); move the images into a subfolder")
-    if not classes:
-        files = images_in(folder)
-        if not files:
-            raise GankitError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return files, [0] * len(files), [folder.name]
-    files, labels = [], []
-    for label, name in enumerate(classes):
-        found = images_in(folder / name)
-        files += found
-        labels += [label] * len(found)
-    return files, labels, classes
+                          f"({', '.join(list(by_class)[:3])}); move the images into a subfolder")
+    if by_class:
+        files = [file for found in by_class.values() for file in found]
+        labels = [label for label, found in enumerate(by_class.values()) for _ in found]
+        return files, labels
+    if not loose:
+        raise GankitError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return loose, [0] * len(loose)
 
 
 def load_image_folder(path: str | Path, size: int = 0, channels: int = 0,
@@ -95,7 +94,7 @@ def load_image_folder(path: str | Path, size: int = 0, channels: int = 0,
             or sizes that differ with size=0.
     """
     folder = find_folder(path, data_root)
-    files, labels, classes = list_images(folder)
+    files, labels = list_images(folder)
     cache = _cache_path(folder, files, size, channels)
     images = _read_cache(cache)
     if images is None:
