@@ -89,34 +89,37 @@ def main(argv: list[str] | None = None) -> int:
     # gankit's warnings (a checkpoint fallback) print as one line while the command runs.
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
-        try:
-            if args.command == "train":
-                return _train(args)
-            if args.command == "presets":
-                return _presets()
-            if args.command == "eval":
-                return _eval(args)
-            if args.command == "compare":
-                return _compare(args)
-            if args.command == "study":
-                return _study(args)
-            return _sample(args)
-        except GankitError as error:
-            print(f"gankit: error: {error}", file=sys.stderr)
-            return 2
-        except OSError as error:
-            # A path the file system refuses (--out naming a file, no permission, a full
-            # disk): one line naming the path. Errors without a path are not the user's
-            # input: re-raise.
-            if error.filename is None:
-                raise
-            reason = ("exists and is not a folder" if isinstance(error, FileExistsError)
-                      else error.strerror)
-            print(f"gankit: error: {error.filename}: {reason}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("gankit: interrupted; the last checkpoint is kept", file=sys.stderr)
-            return 130
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "presets":
+            return _presets()
+        if args.command == "eval":
+            return _eval(args)
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "study":
+            return _study(args)
+        return _sample(args)
+    except GankitError as error:
+        print(f"gankit: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        # A path the file system refuses (--out naming a file, no permission, a full disk):
+        # one line naming the path. Errors without a path are not the user's input: re-raise.
+        if error.filename is None:
+            raise
+        reason = ("exists and is not a folder" if isinstance(error, FileExistsError)
+                  else error.strerror)
+        print(f"gankit: error: {error.filename}: {reason}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gankit: interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
