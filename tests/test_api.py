@@ -91,6 +91,13 @@ def test_resume_with_a_changed_model_or_loss_is_refused_naming_the_keys(tmp_path
     assert gankit.load(run).step == 12
 
 
+def test_resume_with_an_out_folder_is_refused_rather_than_ignored(tmp_path):
+    run = train_tiny("digits-mlp", tmp_path / "run")
+    with pytest.raises(GankitError, match="does not apply with --resume"):
+        gankit.train(resume=run, out=tmp_path / "elsewhere", **{"train.steps": 20})
+    assert gankit.load(run).step == 12 and not (tmp_path / "elsewhere").exists()
+
+
 def test_resume_with_fewer_steps_than_the_checkpoint_is_refused(tmp_path):
     # It used to rewrite config.yaml with train.steps=4 beside a step-12 checkpoint.
     run = train_tiny("digits-mlp", tmp_path / "run")

@@ -52,6 +52,9 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
     flat_overrides = [*overrides, *flatten(config_values).items()]
     checkpoint = None
     if resume is not None:
+        if out is not None:
+            raise GankitError(f"--out {out} does not apply with --resume: a run continues in "
+                              "its own folder")
         _, state, checkpoint = load_checkpoint(resume)
         if checkpoint.parent.name != "checkpoints":
             raise GankitError(f"cannot resume {checkpoint}: it is not in a run's checkpoints/ "
