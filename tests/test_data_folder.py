@@ -48,6 +48,15 @@ def test_png_pixels_come_back_exactly_in_file_order(tmp_path):
     assert data.labels.tolist() == [0, 0, 0] and data.name == "folder:faces"
 
 
+def test_sixteen_bit_grey_keeps_its_high_byte(tmp_path):
+    # PIL's convert("L") clips 16-bit values above 255, which turned such scans white.
+    deep = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    (tmp_path / "deep").mkdir()
+    Image.fromarray(deep).save(tmp_path / "deep" / "scan.png")
+    data = load_image_folder(tmp_path / "deep", progress=False)
+    assert torch.equal(data.images[0, 0], torch.from_numpy((deep >> 8).astype(np.uint8)))
+
+
 def test_class_subfolders_give_sorted_labels_and_colour_gives_three_channels(tmp_path):
     red = np.zeros((8, 8, 3), np.uint8)
     red[..., 0] = 200

@@ -28,7 +28,7 @@ from gankit.data.root import cache_root, resolve_data_root
 from gankit.errors import GankitError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-GREY_MODES = ("L", "1", "I;16", "I", "F", "LA")
+GREY_MODES = ("L", "1", "I;16", "I;16B", "I;16L", "I", "F", "LA")
 
 
 def find_folder(path: str | Path, data_root: str | Path | None = None) -> Path:
@@ -120,12 +120,16 @@ def decode_images(files: list[Path], size: int = 0, channels: int = 0,
         try:
             with Image.open(file) as image:
                 grey = image.mode in GREY_MODES
+                if image.mode.startswith("I;16"):
+                    # 16-bit grey: convert("L") would clip every value above 255 to white.
+                    image = Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
                 image = image.convert("L" if channels == 1 or (grey and channels == 0)
                                       else "RGB")
                 if size:
                     image = ImageOps.fit(image, (size, size), Image.Resampling.LANCZOS)
                 array = np.asarray(image)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError,
+                ValueError) as exc:
             raise GankitError(f"{file}: cannot decode image ({exc.__class__.__name__})") from None
         if not size:
             _check_side(file, array, files[0], arrays[0] if arrays else None)
