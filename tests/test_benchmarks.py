@@ -24,13 +24,6 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args, message", [
     (["presets.py", "toy-gaussian", "nope"], "unknown preset 'nope'"),
     (["quality.py", "nope"], "unknown preset 'nope'"),
-    # These trained for minutes first, then failed at the first evaluation (or never ended).
-    (["quality.py", "toy-ring", "--minutes", "-1"], "argument --minutes: -1.0 must be > 0"),
-    (["quality.py", "toy-ring", "--every", "0"], "argument --every: 0.0 must be > 0"),
-    (["quality.py", "toy-ring", "-n", "0"], "argument --n: 0 must be > 0"),
-    (["quality.py", "toy-ring", "--metrics", "fid"], "metrics fid need images"),
-    (["quality.py", "mnist-dcgan", "--metrics", "nope"], "unknown metric 'nope'"),
-    (["quality.py", "faces-dcgan"], "no evaluation protocol for 'olivetti' data, so nothing"),
     (["throughput.py", "--rounds", "0"], "argument --rounds: 0 must be >= 1"),
     (["throughput.py", "--cases", "nope"], "unknown case 'nope'"),
 ])
@@ -44,14 +37,41 @@ def test_bad_arguments_are_one_line(args, message, tmp_path):
 
 def test_quality_plot_shows_a_toy_runs_own_metrics(tmp_path):
     # Toy runs have no FID: the figure plots what their protocol measured (it used to fail).
-    spec = importlib.util.spec_from_file_location("quality", BENCHMARKS / "quality.py")
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
+    quality = load_benchmark("quality.py")
     rows = [{"minutes": m, "step": 100 * m, "modes/n2500": 20 + m, "high_quality/n2500": 0.5}
             for m in (1, 2)]
     (tmp_path / "toy-grid.json").write_text(json.dumps({"preset": "toy-grid", "rows": rows}))
     figure = quality.plot_folder(tmp_path)
     assert figure == tmp_path / "quality.png" and figure.stat().st_size > 1000
+
+
+def load_benchmark(name: str):
+    """A benchmark script as a module, to run its main() in this process (a subprocess spends
+    about 8 s importing torch)."""
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), BENCHMARKS / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("args, message", [
+    # These trained for minutes first, then failed at the first evaluation (or never ended).
+    (["toy-ring", "--minutes", "-1"], "argument --minutes: -1.0 must be > 0"),
+    (["toy-ring", "--every", "0"], "argument --every: 0.0 must be > 0"),
+    (["toy-ring", "-n", "0"], "argument --n: 0 must be > 0"),
+    (["toy-ring", "--metrics", "fid"], "metrics fid need images"),
+    (["mnist-dcgan", "--metrics", "nope"], "unknown metric 'nope'"),
+    (["faces-dcgan"], "no evaluation protocol for 'olivetti' data, so nothing"),
+])
+def test_quality_refuses_bad_arguments_before_training(args, message, tmp_path, monkeypatch,
+                                                       capsys):
+    quality = load_benchmark("quality.py")
+    monkeypatch.setattr(sys, "argv", ["quality.py", *args, "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exited:
+        quality.main()
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing was trained or written
 
 
 def test_quality_with_steps_stops_there_and_decays_the_rates_over_them(tmp_path):
@@ -72,10 +92,10 @@ def test_quality_with_steps_stops_there_and_decays_the_rates_over_them(tmp_path)
 
 
 
-def test_quality_stops_at_minutes_when_every_is_longer(tmp_path):
+def test_quality_stops_at_minutes_when_every_is_longer(tmp_path, monkeypatch):
     # With --every above --minutes the first point came at --every, past the budget.
-    result = run_script("quality.py", "toy-gaussian", "--minutes", "0.05", "--every", "1",
-                        "--out", str(tmp_path))
-    assert result.returncode == 0, result.stderr
+    monkeypatch.setattr(sys, "argv", ["quality.py", "toy-gaussian", "--minutes", "0.05",
+                                      "--every", "1", "--out", str(tmp_path)])
+    load_benchmark("quality.py").main()
     rows = json.loads((tmp_path / "toy-gaussian.json").read_text())["rows"]
     assert len(rows) == 1 and 0.05 <= rows[0]["minutes"] < 0.1
