@@ -10,6 +10,8 @@ Decoding thousands of JPEGs takes longer than many training runs, so the decoded
 is written once to `~/.cache/gankit/folders/` and read back by every later run. Its name hashes
 the folder, the settings and each file's path, size and modification time: changing, adding or
 removing a file decodes the folder again. The cache is an .npz read with allow_pickle=False.
+torchvision's ImageFolder lays folders out the same way but decodes every image again at every
+access, which is what the cache avoids; PIL, which it uses too, does the decoding here.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def load_image_folder(path: str | Path, size: int = 0, channels: int = 0,
     folder = find_folder(path, data_root)
     files, labels = list_images(folder)
     cache = _cache_path(folder, files, size, channels)
-    images = _read_cache(cache)
+    images = _read_cache(cache, len(files))
     if images is None:
         images = decode_images(files, size, channels,
                                desc=f"decoding {folder.name}" if progress else None)
@@ -159,8 +161,9 @@ def _cache_path(folder: Path, files: list[Path], size: int, channels: int) -> Pa
     return cache_root().parent / "folders" / f"{folder.name}-{digest.hexdigest()[:16]}.npz"
 
 
-def _read_cache(cache: Path) -> np.ndarray | None:
-    """The cached images, or None when there is no readable cache (it is then rebuilt)."""
+def _read_cache(cache: Path, count: int) -> np.ndarray | None:
+    """The `count` cached images, or None when there is no readable cache of them (it is then
+    rebuilt)."""
     if not cache.is_file():
         return None
     try:
@@ -168,7 +171,8 @@ def _read_cache(cache: Path) -> np.ndarray | None:
             images = archive["images"]
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
         return None
-    return images if images.dtype == np.uint8 and images.ndim == 4 else None
+    intact = images.dtype == np.uint8 and images.ndim == 4 and len(images) == count
+    return images if intact else None
 
 
 def _write_cache(cache: Path, images: np.ndarray) -> None:
