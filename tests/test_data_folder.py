@@ -160,7 +160,7 @@ def test_a_dcgan_trains_on_a_folder_of_photos_of_any_shape(tmp_path):
     with pytest.raises(GankitError, match=r"40, 50\)\W.*\(data.size=S resizes a folder's images"):
         gankit.train("mnist-dcgan", out=tmp_path / "unsized", **{
             **TINY, "data.name": "folder", "data.path": str(tmp_path / "one")})
-    folder = {"data.name": "folder", "data.path": str(tmp_path / "photos"), "data.size": 32}
+    folder = {"data.name": "folder", "data.path": tmp_path / "photos", "data.size": 32}
     assert build_dataset(load_config("mnist-dcgan", folder).data).shape == (3, 32, 32)
     run = gankit.train("mnist-dcgan", out=tmp_path / "run", **{
         **TINY, **folder, "model.width": 8, "train.steps": 4, "log.every": 2,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -429,6 +430,8 @@ def _coerce(dotted: str, value: Any, field_type: Any, from_text: bool) -> Any:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
+        if isinstance(value, os.PathLike):  # data.path=Path(...) from Python
+            return os.fspath(value)
         raise GankitError(f"{dotted} expects a string, got {value!r}")
     raise GankitError(f"{dotted}: unsupported type {expected}")  # pragma: no cover
 
