@@ -208,6 +208,8 @@ def test_resume_after_a_kill_logs_each_step_once_in_metrics_and_tensorboard(tmp_
             shutil.rmtree(folder)
     (checkpoints / "latest").write_text("step_00000008\n")
     logged_before = (run / "metrics.jsonl").read_text().splitlines()
+    with open(run / "metrics.jsonl", "a") as handle:
+        handle.write('{"step": 16, "d_lo')  # the kill came in the middle of a write
     resumed = make_trainer(tmp_path, "killed", **{"log.tensorboard": True,
                                                   "log.checkpoint_every": 8})
     resumed.restore(run)
@@ -286,3 +288,16 @@ def test_an_evaluation_that_would_fail_is_refused_before_training(tmp_path, pres
     with pytest.raises(GankitError, match=message):
         Trainer(config, tmp_path / "run", build_dataset(config.data))
     assert not (tmp_path / "run").exists()
+
+
+def test_an_evaluation_logged_after_a_torn_line_stays_whole(tmp_path):
+    from gankit.train.report import append_evaluation, read_metrics
+
+    run = make_trainer(tmp_path).fit()
+    with open(run / "metrics.jsonl", "a") as handle:
+        handle.write('{"step": 16, "d_lo')  # a kill in the middle of a write
+    # `gankit eval` used to append to the torn line, so neither record could be read.
+    append_evaluation(run, 12, 1.5, {"fid": 5.0})
+    records = read_metrics(run)
+    assert [r["step"] for r in records] == [4, 8, 12, 12]
+    assert records[-1]["fid"] == 5.0

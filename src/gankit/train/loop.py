@@ -11,7 +11,6 @@ the optimizers, the schedule, the logs, the pictures and the checkpoints of one 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,8 @@ from gankit.train.checkpoint import (
 )
 from gankit.train.ema import WeightAverage
 from gankit.train.pictures import RunPictures
-from gankit.train.report import drop_metrics_after, write_report
+from gankit.train.report import append_metrics, drop_metrics_after, write_report
 
-METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.yaml"
 # The names shown in the progress bar, in order, for the stats an objective reports.
 PROGRESS_NAMES = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
@@ -359,8 +357,7 @@ class Trainer:
         return results
 
     def _append_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.run_dir / METRICS_FILE, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_metrics(self.run_dir, record)
         if self.events is not None:
             for key, value in record.items():
                 if key not in ("step", "time"):

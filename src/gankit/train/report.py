@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -12,35 +13,61 @@ from gankit.train.checkpoint import atomic_write_text
 from gankit.viz.curves import plot_metric_curves, plot_training_curves
 
 REPORT_FILE = "report.md"
+METRICS_FILE = "metrics.jsonl"
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """The records of a run's metrics.jsonl (an empty list when there is none)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [record for _, record in _metric_lines(Path(run_dir) / METRICS_FILE)]
 
 
 def drop_metrics_after(run_dir: Path, step: int) -> None:
     """Remove the metrics.jsonl records of steps after `step`, which a resumed run is about to
     log again (a run killed after its last checkpoint had logged them), so that its curves do
-    not double back. Rewritten atomically; untouched when there is nothing to drop."""
-    path = Path(run_dir) / "metrics.jsonl"
+    not double back, and a line torn by a kill mid-write. Rewritten atomically; untouched when
+    there is nothing to drop."""
+    path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    lines = path.read_text().splitlines()
+    kept = [line for line, record in _metric_lines(path) if record["step"] <= step]
     if len(kept) < len(lines):
         atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def append_metrics(run_dir: Path, record: dict) -> None:
+    """Add one record to the run's metrics.jsonl, on a line of its own even after a line torn
+    by a kill."""
+    with open(Path(run_dir) / METRICS_FILE, "ab+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size:
+            handle.seek(size - 1)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")  # append mode writes at the end whatever was read
+        handle.write((json.dumps(record) + "\n").encode())
+
+
+def _metric_lines(path: Path) -> list[tuple[str, dict]]:
+    """(line, record) for each record of a metrics.jsonl; blank lines and a line torn by a kill
+    in the middle of a write are left out."""
+    if not path.is_file():
+        return []
+    pairs = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "step" in record:
+            pairs.append((line, record))
+    return pairs
 
 
 def append_evaluation(run_dir: Path, step: int, elapsed: float, results: dict[str, float]) -> None:
     """Record an evaluation in the run's metrics.jsonl and report.md."""
     run_dir = Path(run_dir)
-    record = {"step": step, "time": round(elapsed, 3), **{k: float(v) for k, v in results.items()}}
-    with open(run_dir / "metrics.jsonl", "a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    append_metrics(run_dir, {"step": step, "time": round(elapsed, 3),
+                             **{k: float(v) for k, v in results.items()}})
     lines = ["", f"## Evaluation at step {step}", "", "| metric | value |", "|---|---|"]
     lines += [f"| {key} | {value:.6g} |" for key, value in results.items()]
     with open(run_dir / REPORT_FILE, "a") as handle:
