@@ -199,3 +199,13 @@ def test_compare_shows_a_folder_runs_own_training_images(tmp_path):
         "log.every": 2})
     with pytest.raises(GankitError, match=f"trained on folder {other}, but"):
         compare([run, elsewhere], tmp_path / "cmp2")
+
+
+def test_no_progress_hides_the_decoding_bar_too(tmp_path, capsys):
+    write_pngs(tmp_path / "set", [grey(i, side=28) for i in range(3)])
+    folder = {"data.name": "folder", "data.path": str(tmp_path / "set")}
+    gankit.train("mnist-dcgan", out=tmp_path / "quiet", **{
+        **TINY, **folder, "model.width": 8, "train.steps": 2, "log.every": 2})
+    assert "decoding" not in capsys.readouterr().err  # TINY has log.progress=False
+    load_image_folder(tmp_path / "set", size=14)  # another setting: decoded again, with a bar
+    assert "decoding set" in capsys.readouterr().err

@@ -79,7 +79,8 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
         if (run_dir / "checkpoints").is_dir():
             raise GankitError(f"{run_dir} already holds a run; pass --resume {run_dir} to "
                               "continue it, or choose another --out")
-    data = build_dataset(config.data, data_root)
+    data = build_dataset(config.data, data_root,
+                         progress=config.log.progress if progress is None else progress)
     trainer = Trainer(config, run_dir, data, progress=progress, data_root=data_root)
     if checkpoint is not None:
         trainer.restore(checkpoint)

@@ -34,14 +34,15 @@ class PointData:
         return self.distribution.sample(n, generator)
 
 
-def build_dataset(config: DataConfig, data_root: str | Path | None = None
-                  ) -> ImageData | PointData | StackedMNIST:
+def build_dataset(config: DataConfig, data_root: str | Path | None = None,
+                  progress: bool = True) -> ImageData | PointData | StackedMNIST:
     """The dataset a run config names, read from the resolved data root when it needs files.
 
     With `config.pad` > 0 every image gets that many pixels of background on each side, once,
-    in the uint8 tensor held in memory (e.g. pad 2: 28-px Fashion-MNIST at 32 px).
+    in the uint8 tensor held in memory (e.g. pad 2: 28-px Fashion-MNIST at 32 px). `progress`
+    shows a bar while an image folder is decoded.
     """
-    data = _load(config, data_root)
+    data = _load(config, data_root, progress)
     if config.pad:
         if not isinstance(data, ImageData):
             raise GankitError(f"data.pad={config.pad} needs an image dataset held in memory; "
@@ -51,7 +52,8 @@ def build_dataset(config: DataConfig, data_root: str | Path | None = None
     return data
 
 
-def _load(config: DataConfig, data_root: str | Path | None) -> ImageData | PointData | StackedMNIST:
+def _load(config: DataConfig, data_root: str | Path | None, progress: bool
+          ) -> ImageData | PointData | StackedMNIST:
     """The dataset `config.name` names, as stored (no padding)."""
     if config.name in TOY_DATASETS:
         return PointData(TOY_DATASETS[config.name]())
@@ -65,7 +67,8 @@ def _load(config: DataConfig, data_root: str | Path | None) -> ImageData | Point
     if config.name == "usps":
         return load_usps(resolve_data_root(data_root), config.split)
     if config.name == "folder":
-        return load_image_folder(config.path, config.size, config.channels, data_root)
+        return load_image_folder(config.path, config.size, config.channels, data_root,
+                                 progress)
     if config.name in IDX_FOLDERS:
         return load_idx_dataset(config.name, resolve_data_root(data_root), config.split)
     raise ValueError(f"unknown dataset {config.name!r}")  # config validation stops this first
