@@ -74,6 +74,10 @@ def test_image_folder_is_read_exactly_and_bad_files_are_named(tmp_path):
     (tmp_path / "3.png").write_bytes(b"not a png")
     with pytest.raises(GankitError, match="3.png"):
         read_image_folder(tmp_path)
+    (tmp_path / "classes" / "cats").mkdir(parents=True)
+    Image.fromarray(pixels).save(tmp_path / "classes" / "cats" / "0.png")
+    with pytest.raises(GankitError, match="holds no images .*; its subfolders do: name one"):
+        read_image_folder(tmp_path / "classes")
 
 
 def test_bad_requests_are_one_line(tmp_path):

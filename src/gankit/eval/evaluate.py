@@ -171,7 +171,10 @@ def read_image_folder(folder: Path, n: int | None = None) -> torch.Tensor:
     if n is not None and len(files) < n:
         raise GankitError(f"n={n} is larger than {folder}, which holds {len(files)} images")
     if not files:
-        raise GankitError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        # Only the folder's own images: the first n of class subfolders would all be class 0.
+        nested = any(p.suffix.lower() in IMAGE_SUFFIXES for p in Path(folder).rglob("*"))
+        hint = "; its subfolders do: name one of them" if nested else ""
+        raise GankitError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}){hint}")
     return to_float(torch.from_numpy(decode_images(files[:n])))
 
 
