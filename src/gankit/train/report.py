@@ -18,7 +18,10 @@ METRICS_FILE = "metrics.jsonl"
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """The records of a run's metrics.jsonl (an empty list when there is none)."""
-    return [record for _, record in _metric_lines(Path(run_dir) / METRICS_FILE)]
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [record for _, record in _metric_lines(path.read_text().splitlines())]
 
 
 def drop_metrics_after(run_dir: Path, step: int) -> None:
@@ -30,7 +33,7 @@ def drop_metrics_after(run_dir: Path, step: int) -> None:
     if not path.is_file():
         return
     lines = path.read_text().splitlines()
-    kept = [line for line, record in _metric_lines(path) if record["step"] <= step]
+    kept = [line for line, record in _metric_lines(lines) if record["step"] <= step]
     if len(kept) < len(lines):
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
@@ -47,13 +50,11 @@ def append_metrics(run_dir: Path, record: dict) -> None:
         handle.write((json.dumps(record) + "\n").encode())
 
 
-def _metric_lines(path: Path) -> list[tuple[str, dict]]:
-    """(line, record) for each record of a metrics.jsonl; blank lines and a line torn by a kill
-    in the middle of a write are left out."""
-    if not path.is_file():
-        return []
+def _metric_lines(lines: list[str]) -> list[tuple[str, dict]]:
+    """(line, record) for each record among a metrics.jsonl's lines; blank lines and a line
+    torn by a kill in the middle of a write are left out."""
     pairs = []
-    for line in path.read_text().splitlines():
+    for line in lines:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
