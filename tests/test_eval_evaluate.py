@@ -115,3 +115,19 @@ def test_cli_eval_prints_and_records(tmp_path, capsys):
     assert "## Evaluation at step 12" in (run / "report.md").read_text()
     assert main(["eval", str(run), "--metrics", "fid"]) == 2
     assert "need images" in capsys.readouterr().err
+
+
+def test_cli_eval_refuses_bad_n_and_json_before_measuring(tmp_path, capsys):
+    run = tiny_ring_run(tmp_path)
+    before = (run / "metrics.jsonl").read_text()
+    (tmp_path / "a-file").write_text("")
+    cases = [(["-n", "0"], "n=0 must be at least 2"),  # was read as "the protocol's n"
+             (["--json", str(tmp_path)], "is a folder; name a file"),
+             (["--json", str(tmp_path / "a-file" / "x.json")], "is a file, not a folder")]
+    for extra, message in cases:
+        assert main(["eval", str(run), *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert (run / "metrics.jsonl").read_text() == before  # nothing measured, nothing recorded
+    target = tmp_path / "new" / "folder" / "eval.json"
+    assert main(["eval", str(run), "-n", "100", "--json", str(target)]) == 0
+    assert "modes/n100" in json.loads(target.read_text())

@@ -214,14 +214,27 @@ def _eval(args: argparse.Namespace) -> int:
     metrics = tuple(args.metrics.split(",")) if args.metrics else defaults[0]
     if not metrics:
         default_protocol(config.data.name)  # raises the one-line explanation
+    if args.json is not None:
+        _check_output_file(args.json, "--json")  # before the minutes of evaluation, not after
+    n = args.n if args.n is not None else defaults[3] or 10000
     results = evaluate(args.run, args.reference or defaults[1], metrics,
                        features=args.features or defaults[2] or "mnist",
-                       n=args.n or defaults[3] or 10000, seed=args.seed, data_root=args.data_root)
+                       n=n, seed=args.seed, data_root=args.data_root)
     print(describe(results))
     append_evaluation(args.run, int(state["step"]), float(state["elapsed"]), results)
-    if args.json:
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def _check_output_file(path: Path, flag: str) -> None:
+    """Refuse a file path that cannot be written: a folder, or one under a file."""
+    if path.is_dir():
+        raise GankitError(f"{flag} {path}: is a folder; name a file")
+    parent = next(p for p in path.parents if p.exists())
+    if not parent.is_dir():
+        raise GankitError(f"{flag} {path}: {parent} is a file, not a folder")
 
 
 def _compare(args: argparse.Namespace) -> int:
