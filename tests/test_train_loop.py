@@ -135,6 +135,31 @@ def test_interrupt_saves_the_last_completed_step(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "checkpoints" / "step_00000006").is_dir()
 
 
+@pytest.mark.parametrize("log_every, caught_at", [(4, 8), (1000, 9)])
+def test_a_diverged_run_stops_and_keeps_its_good_checkpoints(tmp_path, monkeypatch, log_every,
+                                                             caught_at):
+    # NaN real images from step 8 on make both players' weights NaN. The run must stop at the
+    # next log (step 8) or checkpoint (step 9), not save NaN until steps 3 and 6 rotate out.
+    trainer = make_trainer(tmp_path, **{"train.steps": 40, "log.every": log_every,
+                                        "log.checkpoint_every": 3, "log.keep_checkpoints": 2})
+    real_batch = trainer.objective.real_batch
+
+    def poisoned(*args):
+        batch = real_batch(*args)
+        return batch * float("nan") if trainer.step >= 7 else batch
+
+    monkeypatch.setattr(trainer.objective, "real_batch", poisoned)
+    with pytest.raises(GankitError, match=f"diverged by step {caught_at}: the generator's "
+                                          "weights are NaN or inf; its checkpoints up to step 6"):
+        trainer.fit()
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*"))
+    assert kept == ["step_00000003", "step_00000006"]
+    weights, state, _ = load_checkpoint(tmp_path / "run")
+    assert state["step"] == 6
+    assert all(t.isfinite().all() for net in weights.values() for t in net.values()
+               if t.is_floating_point())
+
+
 def test_report_of_a_collapsed_1d_generator_says_so(tmp_path):
     trainer = make_trainer(tmp_path, preset="toy-gaussian", **{"train.steps": 2})
     with torch.no_grad():  # G(z) = 3 for every z

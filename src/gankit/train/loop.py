@@ -144,6 +144,7 @@ class Trainer:
         self.progress = config.log.progress if progress is None else progress
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumes
+        self.saved_step: int | None = None  # the step of the newest checkpoint on disk
         if config.log.eval_every > 0:
             self._check_evaluation(tuple(data.shape))
         # Only now: a config refused above leaves no empty run folder behind.
@@ -298,6 +299,7 @@ class Trainer:
                     record = {"step": self.step, "time": round(self.elapsed, 3)}
                     record.update({k: round(float(v) / counts[k], 6) for k, v in sums.items()})
                     self._append_metrics(record)
+                    self.check_finite()
                     bar.set_postfix({label: f"{record[key]:.3f}"
                                      for key, label in PROGRESS_NAMES.items() if key in record})
                     sums, counts = {}, {}
@@ -331,6 +333,7 @@ class Trainer:
         """Measure the sampling generator now (log.eval_metrics) and log it with step and time."""
         from gankit.eval.evaluate import evaluate
 
+        self.check_finite()
         log = self.config.log
         # An objective may measure itself (a semi-supervised D's test error); then the sample
         # metrics run only when log.eval_metrics names them.
@@ -366,8 +369,28 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
 
+    def check_finite(self) -> None:
+        """Raise `GankitError` once a player's weights hold NaN or inf.
+
+        A diverged run would otherwise train on for hours and save NaN checkpoints until the
+        good ones rotate out (log.keep_checkpoints). Weights, not losses, are checked: under
+        fp16 an inf loss is routine, and the grad scaler skips that step."""
+        nets = dict(self.objective.players())
+        if self.weight_average is not None:
+            nets["generator_ema"] = self.weight_average.average
+        for name, net in nets.items():
+            tensors = [t for t in net.state_dict().values() if t.is_floating_point()]
+            if tensors and not torch.stack([t.isfinite().all() for t in tensors]).all():
+                kept = ("nothing was saved" if self.saved_step is None else
+                        f"its checkpoints up to step {self.saved_step} are kept")
+                raise GankitError(f"{self.run_dir}: training diverged by step {self.step}: the "
+                                  f"{name}'s weights are NaN or inf; {kept}. Lower train.g_lr "
+                                  "and train.d_lr (--resume takes new learning rates)")
+
     def save(self) -> Path:
-        """Write a checkpoint of the players, optimizers, step and RNG streams."""
+        """Write a checkpoint of the players, optimizers, step and RNG streams (refused once
+        training has diverged, so that NaN weights never replace good ones)."""
+        self.check_finite()
         weights = {name: net.state_dict() for name, net in self.objective.players().items()}
         if self.weight_average is not None:
             weights["generator_ema"] = self.weight_average.average.state_dict()
@@ -382,8 +405,10 @@ class Trainer:
             "rng": {"data": self.data_rng.get_state(), "latent": self.latent_rng.get_state(),
                     "penalty": self.penalty_rng.get_state(), "torch": torch.get_rng_state()},
         }
-        return save_checkpoint(self.run_dir, self.step, weights, state,
+        path = save_checkpoint(self.run_dir, self.step, weights, state,
                                keep=self.config.log.keep_checkpoints)
+        self.saved_step = self.step
+        return path
 
     def restore(self, checkpoint: str | Path) -> None:
         """Continue from a checkpoint: weights, optimizers, step, elapsed time and RNG streams.
@@ -401,7 +426,7 @@ class Trainer:
         if self.weight_average is not None:
             self.weight_average.average.load_state_dict(weights["generator_ema"])
             self.weight_average.updates = int(state["ema_updates"])
-        self.step = int(state["step"])
+        self.step = self.saved_step = int(state["step"])
         self.elapsed = float(state["elapsed"])
         rng = state["rng"]
         self.data_rng.set_state(rng["data"].cpu())
