@@ -381,11 +381,12 @@ class Trainer:
         for name, net in nets.items():
             tensors = [t for t in net.state_dict().values() if t.is_floating_point()]
             if tensors and not torch.stack([t.isfinite().all() for t in tensors]).all():
-                kept = ("nothing was saved" if self.saved_step is None else
-                        f"its checkpoints up to step {self.saved_step} are kept")
+                advice = ("nothing was saved; lower train.g_lr and train.d_lr"
+                          if self.saved_step is None else
+                          f"its checkpoints up to step {self.saved_step} are kept; resume with "
+                          "lower train.g_lr and train.d_lr")
                 raise GankitError(f"{self.run_dir}: training diverged by step {self.step}: the "
-                                  f"{name}'s weights are NaN or inf; {kept}. Lower train.g_lr "
-                                  "and train.d_lr (--resume takes new learning rates)")
+                                  f"{name}'s weights are NaN or inf; {advice}")
 
     def save(self) -> Path:
         """Write a checkpoint of the players, optimizers, step and RNG streams (refused once
