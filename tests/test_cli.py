@@ -81,6 +81,14 @@ def test_sample_of_a_folder_without_a_run_is_one_line(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "no checkpoint found" in error and str(tmp_path) in error
     assert error.count("\n") == 1
+    # A run stopped before its first save: the message names where checkpoints would be.
+    (tmp_path / "config.yaml").write_text("")
+    assert main(["sample", str(tmp_path)]) == 2
+    assert f"looked for {tmp_path / 'checkpoints' / 'latest'})" in capsys.readouterr().err
+    for path, message in [(tmp_path / "missing", "no such run or checkpoint folder"),
+                          (tmp_path / "config.yaml", "is a file, not a run or checkpoint folder")]:
+        assert main(["sample", str(path)]) == 2
+        assert f"{path}: {message}" in capsys.readouterr().err
 
 
 def test_console_script_is_installed():

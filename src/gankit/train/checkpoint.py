@@ -71,10 +71,17 @@ def resolve_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if (path / STATE_FILE).is_file():
         return path
+    if not path.is_dir():
+        problem = "is a file, not a" if path.exists() else "no such"
+        raise GankitError(f"{path}: {problem} run or checkpoint folder")
     folder = _checkpoints_folder(path)
     latest = folder / LATEST_FILE
     if not latest.is_file():
-        raise GankitError(f"no checkpoint found in {path} (looked for {latest})")
+        # A run folder without checkpoints/ (a run stopped before its first save) is looked
+        # into as a run, not as a checkpoints/ folder.
+        looked = latest if folder != path or path.name == "checkpoints" else (
+            path / "checkpoints" / LATEST_FILE)
+        raise GankitError(f"no checkpoint found in {path} (looked for {looked})")
     checkpoint = folder / latest.read_text().strip()
     if not (checkpoint / STATE_FILE).is_file():
         raise GankitError(f"{latest} points to {checkpoint}, which has no {STATE_FILE}")
