@@ -90,6 +90,13 @@ def test_bad_requests_are_one_line(tmp_path):
         evaluate(points, "mnist:test", metrics=["fid"], n=100)
     with pytest.raises(GankitError, match="toy run"):
         evaluate(points, metrics=["modes"], n=100)
+    # NaN samples (a diverged generator) stopped modes and parzen with a bare ValueError.
+    points[7] = float("nan")
+    with pytest.raises(GankitError, match="the source: samples contain NaN or inf"):
+        evaluate(points, metrics=["modes"], n=100, toy_distribution=ring())
+    with pytest.raises(GankitError, match="samples contain NaN or inf"):
+        evaluate(torch.full((10, 1, 8, 8), float("inf")), torch.zeros(10, 1, 8, 8),
+                 metrics=["parzen"], n=10)
 
 
 def test_loop_measures_metrics_during_training_and_reports_them(tmp_path):

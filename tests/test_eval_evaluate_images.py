@@ -72,7 +72,7 @@ def test_bad_image_requests_are_one_line(tmp_path):
         evaluate(torch.zeros(20000, 1, 28, 28), "mnist:test", ["fid"], n=20000,
                  cache_dir=tmp_path)
     # A diverged generator's NaNs were a ValueError from the FID's statistics.
-    with pytest.raises(GankitError, match="images contain NaN or inf"):
+    with pytest.raises(GankitError, match="the source: samples contain NaN or inf"):
         evaluate(torch.full((10, 1, 28, 28), float("nan")), "mnist:test", ["fid"], n=10,
                  cache_dir=tmp_path)
     if not torch.cuda.is_available():  # was the driver's RuntimeError

@@ -76,6 +76,10 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
     check_request(metrics, n)
     device = str(resolve_device(device))
     samples, distribution, run_labels = _source_samples(source, n, seed, latent_dim, device)
+    if samples.is_floating_point() and not samples.isfinite().all():
+        # Named here once: the metric functions below raise a bare ValueError for it.
+        origin = source if isinstance(source, (str, Path)) else "the source"
+        raise GankitError(f"{origin}: samples contain NaN or inf (a diverged generator?)")
     distribution = distribution if distribution is not None else toy_distribution
     labels = run_labels if labels is None else _first(torch.as_tensor(labels), n, "labels")
     if "label-acc" in metrics and labels is None:
