@@ -70,6 +70,10 @@ def test_overrides_as_sections_and_dotted_keys(tmp_path):
     config = gankit.load(run).config
     assert config.train.steps == 4 and config.train.batch_size == 8
     assert config.model.g_hidden == [8]
+    # One string is one override (it was read letter by letter: "override 't' is not ...").
+    run = gankit.train("digits-mlp", out=tmp_path / "b", overrides="train.steps=3",
+                       log={"progress": False}, **{"model.g_hidden": [8], "model.d_hidden": [8]})
+    assert gankit.load(run).step == 3
 
 
 def test_resume_continues_from_the_step_and_extends_training(tmp_path):

@@ -42,13 +42,16 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
         resume: a run folder to continue from its latest checkpoint, or one of its checkpoint
             folders to continue from that step (its later checkpoints are set aside).
         progress: show the progress bar (default: the config's `log.progress`).
-        overrides: `key=value` strings as typed on the command line (`"train.d_steps=2"`).
+        overrides: `key=value` strings as typed on the command line (`["train.d_steps=2"]`);
+            one string is one override.
         **config_values: config values, as sections (`train={"steps": 100}`), dotted keys
             (`**{"train.steps": 100}`) or top-level keys (`seed=1`).
 
     Returns:
         The run folder.
     """
+    if isinstance(overrides, str):  # not a sequence of one-letter overrides
+        overrides = [overrides]
     flat_overrides = [*overrides, *flatten(config_values).items()]
     checkpoint = None
     if resume is not None:
