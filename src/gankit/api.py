@@ -24,6 +24,7 @@ from gankit.data import build_dataset
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.objectives import ConditionalGANObjective, build_objective
+from gankit.train import distributed
 from gankit.train.checkpoint import load_checkpoint
 from gankit.train.loop import CONFIG_FILE, Trainer
 
@@ -79,11 +80,15 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
     else:
         config = _config_from(preset_or_config, flat_overrides)
         run_dir = Path(out) if out is not None else _fresh_run_dir(config.name)
+        # Under torchrun, all ranks take rank 0's choice of a fresh folder.
+        ranks = distributed.setup(resolve_device(config.train.device).type)
+        run_dir = distributed.broadcast_object(run_dir, ranks.world)
         if (run_dir / "checkpoints").is_dir():
             raise GankitError(f"{run_dir} already holds a run; pass --resume {run_dir} to "
                               "continue it, or choose another --out")
-    data = build_dataset(config.data, data_root,
-                         progress=config.log.progress if progress is None else progress)
+    main = distributed.setup(resolve_device(config.train.device).type).main
+    shown = config.log.progress if progress is None else progress
+    data = build_dataset(config.data, data_root, progress=shown and main)
     trainer = Trainer(config, run_dir, data, progress=progress, data_root=data_root)
     if checkpoint is not None:
         trainer.restore(checkpoint)

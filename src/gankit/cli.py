@@ -144,9 +144,15 @@ def _train(args: argparse.Namespace) -> int:
         else:
             raise GankitError(f"unexpected argument {item!r}: give one preset, then key=value "
                               "overrides")
-    run_dir = train(preset, out=args.out, data_root=args.data_root, resume=args.resume,
-                    progress=False if args.no_progress else None, overrides=overrides)
-    print(run_dir)
+    from gankit.train.distributed import teardown
+
+    try:
+        run_dir = train(preset, out=args.out, data_root=args.data_root, resume=args.resume,
+                        progress=False if args.no_progress else None, overrides=overrides)
+    finally:
+        rank = teardown()  # under torchrun
+    if rank == 0:
+        print(run_dir)
     return 0
 
 

@@ -26,6 +26,7 @@ from gankit.data.images import crop_padding
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.objectives import Objective, build_objective
+from gankit.train import distributed
 from gankit.train.checkpoint import (
     atomic_write_text,
     load_checkpoint,
@@ -86,15 +87,21 @@ class Trainer:
         self.data = data
         self.data_root = data_root
         self.device = resolve_device(config.train.device)
+        # Under torchrun: this process's rank; rank 0 alone writes the run folder.
+        self.ranks = distributed.setup(self.device.type)
+        if self.ranks.world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.ranks.local_rank)
+            torch.cuda.set_device(self.device)
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
         seed = config.seed
         # One generator per stream of randomness, so a resumed run draws exactly what an
         # uninterrupted one would; the global RNG covers weight init and dropout.
         torch.manual_seed(seed)
-        self.data_rng = torch.Generator().manual_seed(seed)
-        self.latent_rng = torch.Generator().manual_seed(seed + 1)
-        self.penalty_rng = torch.Generator(self.device).manual_seed(seed + 2)
+        self.data_rng = torch.Generator()
+        self.latent_rng = torch.Generator()
+        self.penalty_rng = torch.Generator(self.device)
+        self._seed_streams(seed)
         labels = getattr(data, "labels", None)
         if (config.model.objective in ("projection", "acgan", "semi-supervised")
                 and labels is not None and int(labels.max()) >= config.model.num_classes):
@@ -106,6 +113,8 @@ class Trainer:
         if objective is None:
             objective = build_objective(config, tuple(data.shape), self.penalty_rng)
         self.objective = objective.to(self.device)
+        for net in self.objective.players().values():
+            distributed.broadcast_state(net, self.ranks.world)  # every rank starts from rank 0
         self.memory_format = torch.contiguous_format
         if config.train.channels_last:
             self.memory_format = torch.channels_last
@@ -141,16 +150,28 @@ class Trainer:
         n_fixed = config.log.toy_points if data.kind == "points" else config.log.n_samples
         self.fixed_latent = objective.fixed_latent(
             n_fixed, torch.Generator().manual_seed(seed + 3), self.device)
-        self.progress = config.log.progress if progress is None else progress
+        self.progress = (config.log.progress if progress is None else progress) and self.ranks.main
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumes
         self.saved_step: int | None = None  # the step of the newest checkpoint on disk
         if config.log.eval_every > 0:
             self._check_evaluation(tuple(data.shape))
         # Only now: a config refused above leaves no empty run folder behind.
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.ranks.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.pictures = RunPictures(self.run_dir, data, self.objective, self.fixed_latent)
         self.events = None  # TensorBoard's writer, opened by fit
+
+    def _seed_streams(self, seed: int) -> None:
+        """Seed the data, noise and penalty streams; rank r > 0 of a distributed run draws
+        its own batches and dropout masks (rank 0's streams are those of a single process, and
+        its weights are broadcast, so the ranks still start alike)."""
+        if self.ranks.rank:
+            seed += 1_000_003 * self.ranks.rank
+            torch.manual_seed(seed + 3)
+        self.data_rng.manual_seed(seed)
+        self.latent_rng.manual_seed(seed + 1)
+        self.penalty_rng.manual_seed(seed + 2)
 
     def _check_evaluation(self, sample_shape: tuple[int, ...]) -> None:
         """Refuse now what `evaluate` would refuse at the first log.eval_every, maybe hours in."""
@@ -219,6 +240,10 @@ class Trainer:
             grad_norm = self._update("generator", g_loss, want_grad_norm)
             if grad_norm is not None:
                 stats["g_grad_norm"] = grad_norm
+            # Batch-norm statistics and spectral norm's vectors follow each rank's own batches:
+            # rank 0's are kept, as DDP's broadcast_buffers does.
+            for net in self.objective.players().values():
+                distributed.broadcast_state(net, self.ranks.world, buffers_only=True)
             if self.weight_average is not None:
                 self.weight_average.update(self.objective.generator)
             stats.update(g_stats)
@@ -233,6 +258,9 @@ class Trainer:
             loss.backward()
         else:
             scaler.scale(loss).backward()
+        # Averaged before unscaling, so every rank finds the same inf/NaN and skips together.
+        distributed.average_gradients(self.objective.players()[player], self.ranks.world)
+        if scaler is not None:
             scaler.unscale_(optimizer)  # true gradients for the norm; step() skips inf/NaN
         grad_norm = _grad_norm(self.objective.players()[player]) if want_grad_norm else None
         if scaler is None:
@@ -266,12 +294,14 @@ class Trainer:
     def fit(self) -> Path:
         """Train until `config.train.steps`, writing the run folder; returns its path."""
         config, log = self.config, self.config.log
-        atomic_write_text(self.run_dir / CONFIG_FILE, to_yaml(config))
-        # The steps after self.step are about to be run again: drop what a killed run logged
-        # past its last checkpoint, so the curves do not double back (purge_step does the same
-        # for TensorBoard's events).
-        drop_metrics_after(self.run_dir, self.step)
-        if config.log.tensorboard:
+        main = self.ranks.main
+        if main:
+            atomic_write_text(self.run_dir / CONFIG_FILE, to_yaml(config))
+            # The steps after self.step are about to be run again: drop what a killed run
+            # logged past its last checkpoint, so the curves do not double back (purge_step
+            # does the same for TensorBoard's events).
+            drop_metrics_after(self.run_dir, self.step)
+        if config.log.tensorboard and main:
             from torch.utils.tensorboard import SummaryWriter  # imported only when asked for
 
             self.events = SummaryWriter(str(self.run_dir / "tensorboard"),
@@ -283,7 +313,7 @@ class Trainer:
         bar = tqdm(total=config.train.steps, initial=self.step, disable=not self.progress,
                    desc=config.name, dynamic_ncols=True, unit="it")
         started = time.perf_counter() - self.elapsed
-        if self.step == 0:
+        if self.step == 0 and main:
             self.pictures.snapshot(0)
         try:
             while self.step < config.train.steps:
@@ -296,14 +326,17 @@ class Trainer:
                 bar.update(1)
                 if log_now:
                     self.elapsed = time.perf_counter() - started
+                    means = distributed.mean_over_ranks(
+                        {k: v / counts[k] for k, v in sums.items()}, self.ranks.world)
                     record = {"step": self.step, "time": round(self.elapsed, 3)}
-                    record.update({k: round(float(v) / counts[k], 6) for k, v in sums.items()})
-                    self._append_metrics(record)
+                    record.update({k: round(float(v), 6) for k, v in means.items()})
+                    if main:
+                        self._append_metrics(record)
                     self.check_finite()
                     bar.set_postfix({label: f"{record[key]:.3f}"
                                      for key, label in PROGRESS_NAMES.items() if key in record})
                     sums, counts = {}, {}
-                if self.step % log.sample_every == 0:
+                if self.step % log.sample_every == 0 and main:
                     self.pictures.snapshot(self.step)
                 if log.eval_every and self.step % log.eval_every == 0:
                     self.elapsed = time.perf_counter() - started
@@ -320,6 +353,8 @@ class Trainer:
             bar.close()
         self.elapsed = time.perf_counter() - started
         self.save()
+        if not main:
+            return self.run_dir
         if self.step % log.sample_every != 0:
             self.pictures.snapshot(self.step)
         figures = self.pictures.finish(self.step)
@@ -334,6 +369,8 @@ class Trainer:
         from gankit.eval.evaluate import evaluate
 
         self.check_finite()
+        if not self.ranks.main:
+            return {}
         log = self.config.log
         # An objective may measure itself (a semi-supervised D's test error); then the sample
         # metrics run only when log.eval_metrics names them.
@@ -388,10 +425,13 @@ class Trainer:
                 raise GankitError(f"{self.run_dir}: training diverged by step {self.step}: the "
                                   f"{name}'s weights are NaN or inf; {advice}")
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
         """Write a checkpoint of the players, optimizers, step and RNG streams (refused once
-        training has diverged, so that NaN weights never replace good ones)."""
+        training has diverged, so that NaN weights never replace good ones). Rank 0 writes it;
+        the other ranks return None."""
         self.check_finite()
+        if not self.ranks.main:
+            return None
         weights = {name: net.state_dict() for name, net in self.objective.players().items()}
         if self.weight_average is not None:
             weights["generator_ema"] = self.weight_average.average.state_dict()
@@ -434,7 +474,11 @@ class Trainer:
         self.latent_rng.set_state(rng["latent"].cpu())
         self.penalty_rng.set_state(rng["penalty"].cpu())
         torch.set_rng_state(rng["torch"].cpu())
-        if used.parent.resolve() == (self.run_dir / "checkpoints").resolve():
+        if not self.ranks.main:
+            # A checkpoint holds rank 0's streams; the others start fresh ones of their own,
+            # so a resumed distributed run matches an uninterrupted one in law, not bit for bit.
+            self._seed_streams(self.config.seed + 7919 * self.step)
+        elif used.parent.resolve() == (self.run_dir / "checkpoints").resolve():
             set_aside_after(used)
 
 
