@@ -33,8 +33,7 @@ def _collectives(rank: int, folder: str) -> None:
     for i, p in enumerate(net.parameters()):
         p.grad = torch.full_like(p, float(rank + 1) * (i + 1))  # rank 0: 1, 2; rank 1: 2, 4
     distributed.average_gradients(net, 2)
-    means = distributed.mean_over_ranks({"d_loss": torch.tensor(float(rank)),
-                                         "g_loss": torch.tensor(10.0 * rank)}, 2)
+    means = distributed.mean_over_ranks({"d_loss": float(rank), "g_loss": 10.0 * rank}, 2)
     torch.manual_seed(rank)  # different weights on each rank...
     other = nn.BatchNorm1d(4)
     other.running_mean.fill_(rank + 5.0)

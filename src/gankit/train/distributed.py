@@ -69,14 +69,16 @@ def broadcast_state(net: nn.Module, world: int, buffers_only: bool = False) -> N
         dist.broadcast(tensor.data, src=0)
 
 
-def mean_over_ranks(values: dict[str, torch.Tensor], world: int) -> dict[str, torch.Tensor]:
+def mean_over_ranks(values: dict[str, float], world: int) -> dict[str, float]:
     """The mean of each logged number over the ranks (all ranks must pass the same keys)."""
     if world <= 1 or not values:
         return values
     names = list(values)  # the same order on every rank: the same code inserted them
-    stacked = torch.stack([torch.as_tensor(values[n], dtype=torch.float64) for n in names])
+    # On the GPU under NCCL, the CPU under gloo.
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    stacked = torch.tensor([values[n] for n in names], dtype=torch.float64, device=device)
     dist.all_reduce(stacked)
-    return dict(zip(names, stacked / world, strict=True))
+    return dict(zip(names, (stacked / world).tolist(), strict=True))
 
 
 def broadcast_object(value, world: int):

@@ -327,7 +327,7 @@ class Trainer:
                 if log_now:
                     self.elapsed = time.perf_counter() - started
                     means = distributed.mean_over_ranks(
-                        {k: v / counts[k] for k, v in sums.items()}, self.ranks.world)
+                        {k: float(v) / counts[k] for k, v in sums.items()}, self.ranks.world)
                     record = {"step": self.step, "time": round(self.elapsed, 3)}
                     record.update({k: round(float(v), 6) for k, v in means.items()})
                     if main:
