@@ -114,4 +114,5 @@ def test_torchrun_cli_trains_one_run_and_prints_it_once(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == [str(out)]
     assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").open()] == [3, 6]
+    assert "batch 16 per process x 2 processes" in (out / "report.md").read_text()
     assert gankit.load(out).sample(4, seed=0).shape == (4, 1, 8, 8)

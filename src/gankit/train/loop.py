@@ -361,7 +361,7 @@ class Trainer:
         if self.events is not None:
             self.events.close()
         write_report(self.run_dir, config, self.objective, self.data, self.elapsed,
-                     self.step, figures)
+                     self.step, figures, processes=self.ranks.world)
         return self.run_dir
 
     def evaluate(self) -> dict[str, float]:

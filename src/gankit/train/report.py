@@ -92,8 +92,9 @@ def toy_summary(objective, data, n: int = 20000) -> dict[str, float]:
 
 
 def write_report(run_dir: Path, config: RunConfig, objective, data, elapsed: float, step: int,
-                 figures: dict[str, Path]) -> Path:
-    """Write report.md (and curves.png) into the run folder."""
+                 figures: dict[str, Path], processes: int = 1) -> Path:
+    """Write report.md (and curves.png) into the run folder; `processes` > 1 for a run
+    trained under torchrun, whose batch is per process."""
     run_dir = Path(run_dir)
     records = read_metrics(run_dir)
     lines = [f"# {config.name}", ""]
@@ -119,7 +120,9 @@ def write_report(run_dir: Path, config: RunConfig, objective, data, elapsed: flo
                  f", betas {tuple(train.betas)}") + " |",
               f"| schedule | {step} steps"
               + (f" of k = {train.d_steps} D steps + 1 G step" if objective.discriminator
-                 is not None else "") + f", batch {train.batch_size}, seed {config.seed} |",
+                 is not None else "") + f", batch {train.batch_size}"
+              + (f" per process x {processes} processes" if processes > 1 else "")
+              + f", seed {config.seed} |",
               f"| wall time | {elapsed:.1f} s ({step / max(elapsed, 1e-9):.1f} steps/s) |", ""]
     training = [r for r in records if "d_loss" in r or "g_loss" in r]
     if training:
