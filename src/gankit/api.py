@@ -79,16 +79,17 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
                               f"its checkpoint is at step {int(state['step'])}")
     else:
         config = _config_from(preset_or_config, flat_overrides)
+    # Under torchrun: this process's rank (the Trainer joins the same group).
+    ranks = distributed.setup(resolve_device(config.train.device).type)
+    if resume is None:
         run_dir = Path(out) if out is not None else _fresh_run_dir(config.name)
-        # Under torchrun, all ranks take rank 0's choice of a fresh folder.
-        ranks = distributed.setup(resolve_device(config.train.device).type)
+        # All ranks take rank 0's choice of a fresh folder.
         run_dir = distributed.broadcast_object(run_dir, ranks.world)
         if (run_dir / "checkpoints").is_dir():
             raise GankitError(f"{run_dir} already holds a run; pass --resume {run_dir} to "
                               "continue it, or choose another --out")
-    main = distributed.setup(resolve_device(config.train.device).type).main
     shown = config.log.progress if progress is None else progress
-    data = build_dataset(config.data, data_root, progress=shown and main)
+    data = build_dataset(config.data, data_root, progress=shown and ranks.main)
     trainer = Trainer(config, run_dir, data, progress=progress, data_root=data_root)
     if checkpoint is not None:
         trainer.restore(checkpoint)

@@ -77,11 +77,11 @@ def resolve_checkpoint(path: str | Path) -> Path:
     folder = _checkpoints_folder(path)
     latest = folder / LATEST_FILE
     if not latest.is_file():
-        # A run folder without checkpoints/ (a run stopped before its first save) is looked
-        # into as a run, not as a checkpoints/ folder.
-        looked = latest if folder != path or path.name == "checkpoints" else (
-            path / "checkpoints" / LATEST_FILE)
-        raise GankitError(f"no checkpoint found in {path} (looked for {looked})")
+        if folder == path and path.name != "checkpoints":
+            # A run folder without checkpoints/ (a run stopped before its first save): name
+            # where its checkpoints would be.
+            latest = path / "checkpoints" / LATEST_FILE
+        raise GankitError(f"no checkpoint found in {path} (looked for {latest})")
     checkpoint = folder / latest.read_text().strip()
     if not (checkpoint / STATE_FILE).is_file():
         raise GankitError(f"{latest} points to {checkpoint}, which has no {STATE_FILE}")

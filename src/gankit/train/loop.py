@@ -252,17 +252,15 @@ class Trainer:
     def _update(self, player: str, loss: torch.Tensor,
                 want_grad_norm: bool = False) -> torch.Tensor | None:
         """One optimizer step of `player` on `loss`; returns its gradient norm when asked."""
+        net = self.objective.players()[player]
         optimizer, scaler = self.optimizers[player], self.scalers.get(player)
         optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-        else:
-            scaler.scale(loss).backward()
+        (loss if scaler is None else scaler.scale(loss)).backward()
         # Averaged before unscaling, so every rank finds the same inf/NaN and skips together.
-        distributed.average_gradients(self.objective.players()[player], self.ranks.world)
+        distributed.average_gradients(net, self.ranks.world)
         if scaler is not None:
             scaler.unscale_(optimizer)  # true gradients for the norm; step() skips inf/NaN
-        grad_norm = _grad_norm(self.objective.players()[player]) if want_grad_norm else None
+        grad_norm = _grad_norm(net) if want_grad_norm else None
         if scaler is None:
             optimizer.step()
         else:
