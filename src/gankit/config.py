@@ -84,6 +84,9 @@ class LossConfig:
     generator: str = "non-saturating"  # minimax | non-saturating | maximum-likelihood (standard)
     gp_weight: float = 0.0  # WGAN-GP weight (lambda)
     r1_weight: float = 0.0  # R1 weight (gamma); the penalty added is gamma/2 * E|grad D(x)|^2
+    # Lazy R1 (Karras et al. 2020, StyleGAN2): the penalty on every Nth iteration only, weighted
+    # N times, so its mean pull is the same at 1/N of its cost (a double backward through D).
+    r1_every: int = 1
     # PacGAN (Lin et al. 2018): D judges this many samples at once, concatenated along channels,
     # which penalises mode collapse; 1 is the ordinary one-sample D. Unconditional GANs only.
     pack: int = 1
@@ -179,7 +182,7 @@ _CHOICES = {
 }
 _POSITIVE = (
     "model.latent_dim", "model.latent_range", "model.num_classes", "model.width", "train.steps",
-    "train.batch_size", "train.d_steps", "loss.pack", "data.labelled_per_class",
+    "train.batch_size", "train.d_steps", "loss.pack", "loss.r1_every", "data.labelled_per_class",
     "log.every", "log.sample_every", "log.checkpoint_every", "log.keep_checkpoints",
     "log.n_samples", "log.toy_points",
 )

@@ -29,8 +29,9 @@ def _gan(config: RunConfig, sample_shape: tuple[int, ...],
         build_generator(model, sample_shape),
         build_discriminator(model, sample_shape, pack=loss.pack),
         loss=loss.name, generator_loss=loss.generator, gp_weight=loss.gp_weight,
-        r1_weight=loss.r1_weight, penalty_generator=penalty_generator, augment=loss.augment,
-        latent_dim=model.latent_dim, latent=model.latent, latent_range=model.latent_range)
+        r1_weight=loss.r1_weight, r1_every=loss.r1_every, penalty_generator=penalty_generator,
+        augment=loss.augment, latent_dim=model.latent_dim, latent=model.latent,
+        latent_range=model.latent_range)
 
 
 def _conditional(config: RunConfig, sample_shape: tuple[int, ...],
@@ -48,8 +49,8 @@ def _conditional(config: RunConfig, sample_shape: tuple[int, ...],
     return ConditionalGANObjective(
         generator, discriminator, classes, conditioning=model.objective, loss=loss.name,
         generator_loss=loss.generator, gp_weight=loss.gp_weight, r1_weight=loss.r1_weight,
-        penalty_generator=penalty_generator, augment=loss.augment, latent_dim=model.latent_dim,
-        latent=model.latent, latent_range=model.latent_range)
+        r1_every=loss.r1_every, penalty_generator=penalty_generator, augment=loss.augment,
+        latent_dim=model.latent_dim, latent=model.latent, latent_range=model.latent_range)
 
 
 # model.objective -> builder(config, sample_shape, penalty_generator) -> Objective

@@ -38,6 +38,8 @@ class Objective(nn.Module):
         # A moving average of the generator's weights, set by the loop when train.ema > 0;
         # samples and pictures come from it when it exists.
         self.generator_ema: nn.Module | None = None
+        # The loop's iteration (0-based), set before each one: for terms on a schedule (lazy R1).
+        self.iteration = 0
 
     @property
     def device(self) -> torch.device:

@@ -80,7 +80,8 @@ class ConditionalGANObjective(GANObjective):
         images, labels = real
         fake_labels = self.labels_of(latent)
         fake = self.fake_for_discriminator(latent)
-        if self.r1_weight > 0:
+        r1_due = self.r1_due()
+        if r1_due:
             images = images.detach().requires_grad_(True)
         real_logits, real_classes = self._judge(self.augmented(images), labels)
         fake_logits, fake_classes = self._judge(self.augmented(fake), fake_labels)
@@ -99,9 +100,9 @@ class ConditionalGANObjective(GANObjective):
                                               generator=self.penalty_generator)
             d_loss = d_loss + self.gp_weight * penalty
             stats["gradient_penalty"] = penalty.detach()
-        if self.r1_weight > 0:
-            penalty = losses.r1_penalty(real_logits, images)
-            d_loss = d_loss + 0.5 * self.r1_weight * penalty
+        if r1_due:
+            penalty, term = self.r1_term(real_logits, images)
+            d_loss = d_loss + term
             stats["r1_penalty"] = penalty.detach()
         stats["d_real"] = losses.d_probability(real_logits.detach()).mean()
         stats["d_fake"] = losses.d_probability(fake_logits.detach()).mean()

@@ -21,6 +21,8 @@ class GANObjective(Objective):
             "non-saturating" or "maximum-likelihood". Other families use their own G loss.
         gp_weight: weight of the WGAN-GP gradient penalty (0 disables it).
         r1_weight: gamma of the R1 penalty, added as gamma/2 * E|grad D(x)|^2 (0 disables it).
+        r1_every: lazy R1: the penalty on every r1_every-th iteration only, weighted r1_every
+            times (the loop sets `iteration`).
         penalty_generator: the RNG for the penalty's interpolation weights and augmentations.
         augment: DiffAugment ops applied to every image D sees, e.g. "color,translation,cutout"
             ("" for none).
@@ -29,7 +31,8 @@ class GANObjective(Objective):
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: str = "standard",
                  generator_loss: str = "non-saturating", gp_weight: float = 0.0,
-                 r1_weight: float = 0.0, penalty_generator: torch.Generator | None = None,
+                 r1_weight: float = 0.0, r1_every: int = 1,
+                 penalty_generator: torch.Generator | None = None,
                  augment: str = "", latent_dim: int = 100, latent: str = "normal",
                  latent_range: float = 1.0):
         super().__init__(latent_dim, latent, latent_range)
@@ -39,6 +42,7 @@ class GANObjective(Objective):
         self.g_loss_kind = generator_loss if loss == "standard" else loss
         self.gp_weight = gp_weight
         self.r1_weight = r1_weight
+        self.r1_every = r1_every
         self.penalty_generator = penalty_generator
         self.augment_ops = parse_policy(augment)
         # Set by the loop (train.share_fake): the D phase keeps G(z) with its graph for the G
@@ -61,6 +65,16 @@ class GANObjective(Objective):
             return kept[1]
         return self.generator(latent)
 
+    def r1_due(self) -> bool:
+        """Whether this iteration's D phase adds R1 (lazy R1 skips all but every r1_every-th)."""
+        return self.r1_weight > 0 and self.iteration % self.r1_every == 0
+
+    def r1_term(self, real_logits: torch.Tensor,
+                real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The R1 penalty E|grad D(x)|^2 and the loss term it adds (weighted for lazy R1)."""
+        penalty = losses.r1_penalty(real_logits, real)
+        return penalty, 0.5 * self.r1_weight * self.r1_every * penalty
+
     def augmented(self, images: torch.Tensor) -> torch.Tensor:
         """What D sees of a batch: the DiffAugment ops applied, or the batch itself."""
         if not self.augment_ops:
@@ -70,7 +84,8 @@ class GANObjective(Objective):
     def discriminator_phase(self, real: torch.Tensor, latent: torch.Tensor) -> PhaseResult:
         # D's step needs G(z) only as data: no graph through G.
         fake = self.fake_for_discriminator(latent)
-        if self.r1_weight > 0:
+        r1_due = self.r1_due()
+        if r1_due:
             real = real.detach().requires_grad_(True)
         real_logits = self.discriminator(self.augmented(real))
         fake_logits = self.discriminator(self.augmented(fake))
@@ -81,9 +96,9 @@ class GANObjective(Objective):
                                               generator=self.penalty_generator)
             d_loss = d_loss + self.gp_weight * penalty
             stats["gradient_penalty"] = penalty.detach()
-        if self.r1_weight > 0:
-            penalty = losses.r1_penalty(real_logits, real)
-            d_loss = d_loss + 0.5 * self.r1_weight * penalty
+        if r1_due:
+            penalty, term = self.r1_term(real_logits, real)
+            d_loss = d_loss + term
             stats["r1_penalty"] = penalty.detach()
         stats["d_real"] = losses.d_probability(real_logits.detach()).mean()
         stats["d_fake"] = losses.d_probability(fake_logits.detach()).mean()

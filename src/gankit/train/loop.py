@@ -217,6 +217,7 @@ class Trainer:
         batch, device = self.config.train.batch_size, self.device
         stats: dict[str, torch.Tensor] = {}
         self._decay_learning_rates()
+        self.objective.iteration = self.step
         d_optimizer = self.optimizers.get("discriminator")
         if d_optimizer is not None:
             for _ in range(self.config.train.d_steps):
