@@ -8,8 +8,10 @@ steps, repeated), so that a busy machine slows both alike. The plain step is wri
 pytorch/examples' dcgan writes it: a D update on real then on G(z).detach(), a G update on the
 same G(z), Adam with torch's default (per-tensor) implementation, contiguous NCHW tensors,
 fp32 eager. It gets the same in-memory batches as gankit, so the comparison is of the step,
-not of data loading. The table gives img/s, the speed-up, the FLOPs of one step
-(torch.utils.flop_counter) and the share of the fp32 and bf16 matmul peaks measured here.
+not of data loading. Building gankit's trainer sets glibc to keep freed memory
+(gankit.train.allocator) for the whole process, so the plain step has that setting too. The
+table gives img/s, the speed-up, the FLOPs of one step (torch.utils.flop_counter) and the
+share of the fp32 and bf16 matmul peaks measured here.
 Writes the table as JSON (default runs/bench/throughput.json).
 """
 
@@ -33,12 +35,15 @@ from gankit.objectives import build_objective
 from gankit.train.loop import Trainer
 
 # The levers gankit turns on by default in this benchmark (what its presets may use).
-DEFAULT_LEVERS = ["train.channels_last=true", "train.fused_optimizer=true",
-                  "train.share_fake=true"]
+# precision=auto is bf16 only on a CPU with bf16 units; elsewhere the row is fp32 against fp32.
+DEFAULT_LEVERS = ["train.precision=auto", "train.channels_last=true",
+                  "train.fused_optimizer=true", "train.share_fake=true",
+                  "train.joint_d_batch=true"]
 CASES = {
     "mnist-dcgan": ("mnist-dcgan", []),
     # The reference DCGAN of pytorch/examples: 64 px RGB, nz = 100, ngf = ndf = 64.
-    "dcgan-64": ("mnist-dcgan", ["model.width=64", "model.latent_dim=100"]),
+    "dcgan-64": ("mnist-dcgan", ["model.width=64", "model.latent_dim=100",
+                                 "model.d_fc_width=0"]),
     "fashion-resnet": ("fashion-resnet", []),
 }
 
@@ -143,7 +148,7 @@ def measure(name: str, levers: list[str], data_root, batch_size: int, threads: i
     ours_s, plain_s = statistics.median(ours_times), statistics.median(plain_times)
     return {
         "case": name, "image": list(trainer.data.shape), "batch": batch_size,
-        "width": config.model.width, "levers": levers,
+        "width": config.model.width, "levers": levers, "precision": trainer.precision,
         "plain_img_s": round(batch_size / plain_s, 1),
         "gankit_img_s": round(batch_size / ours_s, 1),
         "speedup": round(plain_s / ours_s, 2), "gflop_per_step": round(flops / 1e9, 2),
@@ -180,7 +185,7 @@ def main() -> None:
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     rows = [measure(name, args.levers, args.data_root, args.batch_size, args.threads,
                     args.rounds, args.steps, peaks) for name in args.cases.split(",")]
-    keys = ["case", "width", "plain_img_s", "gankit_img_s", "speedup", "gflop_per_step",
+    keys = ["case", "width", "precision", "plain_img_s", "gankit_img_s", "speedup", "gflop_per_step",
             "gankit_gflop_s", "fp32_peak_share", "bf16_peak_share"]
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, "
           f"batch {args.batch_size}; matmul peak fp32 {peaks['fp32']:.1f} GFLOP/s, "

@@ -109,8 +109,10 @@ class TrainConfig:
     ema: float = 0.0  # decay of the moving average of G's weights used for samples; 0 = off
     device: str = "auto"  # auto | cpu | cuda
     # bf16 runs the phases under autocast (weights and optimizer stay fp32): the largest single
-    # speed-up for conv GANs on CPUs with bf16 units (DESIGN.md's measurements).
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA only, with a grad scaler per player)
+    # speed-up for conv GANs on CPUs with bf16 units (DESIGN.md's measurements). auto is bf16
+    # where the device computes it natively (AVX-512 BF16 or AMX on a CPU; a CUDA GPU that
+    # supports it) and fp32 elsewhere, where emulated bf16 runs many times slower than fp32.
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA only, with a grad scaler) | auto
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     # Speed levers that leave the maths unchanged: image batches and conv weights in NHWC
     # (oneDNN's native layout on CPUs), one fused kernel per optimizer step, and torch.compile
@@ -120,6 +122,11 @@ class TrainConfig:
     # With k = 1, reuse the D step's G(z) (and z) for the G step, as pytorch/examples does:
     # one generator forward per iteration instead of two. Off: fresh noise, as in Algorithm 1.
     share_fake: bool = False
+    # D's step judges the real and the fake batch in one forward pass of 2N: fewer, larger
+    # kernels, and spectral norm's power iteration once per D step instead of once per batch.
+    # Only for a D without batch norm, whose statistics would mix the two batches (such a D
+    # keeps its two passes).
+    joint_d_batch: bool = False
     fused_optimizer: bool = False
     compile: bool = False
     # Both learning rates stay constant until this fraction of train.steps, then fall linearly
@@ -178,7 +185,7 @@ _CHOICES = {
     "loss.generator": ("minimax", "non-saturating", "maximum-likelihood"),
     "train.optimizer": ("adam", "sgd"),
     "train.device": ("auto", "cpu", "cuda"),
-    "train.precision": ("fp32", "bf16", "fp16"),
+    "train.precision": ("fp32", "bf16", "fp16", "auto"),
 }
 _POSITIVE = (
     "model.latent_dim", "model.latent_range", "model.num_classes", "model.width", "train.steps",

@@ -83,8 +83,14 @@ class ConditionalGANObjective(GANObjective):
         r1_due = self.r1_due()
         if r1_due:
             images = images.detach().requires_grad_(True)
-        real_logits, real_classes = self._judge(self.augmented(images), labels)
-        fake_logits, fake_classes = self._judge(self.augmented(fake), fake_labels)
+        if self.joint_batch:
+            logits, classes = self._judge(self.augmented(torch.cat([images, fake])),
+                                          torch.cat([labels, fake_labels]))
+            (real_logits, fake_logits), (real_classes, fake_classes) = (
+                logits.chunk(2), (None, None) if classes is None else classes.chunk(2))
+        else:
+            real_logits, real_classes = self._judge(self.augmented(images), labels)
+            fake_logits, fake_classes = self._judge(self.augmented(fake), fake_labels)
         d_loss = losses.discriminator_loss(real_logits, fake_logits, self.d_loss_kind)
         stats = {"d_loss": d_loss.detach()}
         if real_classes is not None:

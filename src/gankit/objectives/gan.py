@@ -49,6 +49,9 @@ class GANObjective(Objective):
         # phase of the same latent, instead of the G phase generating it again.
         self.share_fake = False
         self._kept: tuple[torch.Tensor, torch.Tensor] | None = None
+        # Set by the loop (train.joint_d_batch) for a D without batch norm: D's phase judges
+        # the real and the fake batch in one forward pass of both.
+        self.joint_batch = False
 
     def fake_for_discriminator(self, latent: torch.Tensor) -> torch.Tensor:
         """G(z) as data for D's phase (no gradient into G from it)."""
@@ -87,8 +90,12 @@ class GANObjective(Objective):
         r1_due = self.r1_due()
         if r1_due:
             real = real.detach().requires_grad_(True)
-        real_logits = self.discriminator(self.augmented(real))
-        fake_logits = self.discriminator(self.augmented(fake))
+        if self.joint_batch:
+            logits = self.discriminator(self.augmented(torch.cat([real, fake])))
+            real_logits, fake_logits = logits.chunk(2)
+        else:
+            real_logits = self.discriminator(self.augmented(real))
+            fake_logits = self.discriminator(self.augmented(fake))
         d_loss = losses.discriminator_loss(real_logits, fake_logits, self.d_loss_kind)
         stats = {"d_loss": d_loss.detach()}
         if self.gp_weight > 0:

@@ -23,10 +23,11 @@ from tqdm.auto import tqdm
 
 from gankit.config import RunConfig, to_yaml
 from gankit.data.images import crop_padding
-from gankit.device import resolve_device
+from gankit.device import resolve_device, resolve_precision
 from gankit.errors import GankitError
 from gankit.objectives import Objective, build_objective
 from gankit.train import distributed
+from gankit.train.allocator import keep_freed_memory
 from gankit.train.checkpoint import (
     atomic_write_text,
     load_checkpoint,
@@ -94,6 +95,7 @@ class Trainer:
             torch.cuda.set_device(self.device)
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
+        keep_freed_memory()  # each step reuses its buffers instead of page-faulting them in
         seed = config.seed
         # One generator per stream of randomness, so a resumed run draws exactly what an
         # uninterrupted one would; the global RNG covers weight init and dropout.
@@ -121,8 +123,9 @@ class Trainer:
             self.objective.to(memory_format=torch.channels_last)  # 4D weights only
         self.optimizers = self._build_optimizers()
         # fp16's narrow range needs loss scaling (bf16 has fp32's exponent and does not).
+        self.precision = resolve_precision(config.train.precision, self.device)
         self.scalers = {}
-        if config.train.precision == "fp16":
+        if self.precision == "fp16":
             if self.device.type != "cuda":
                 raise GankitError("train.precision=fp16 needs a CUDA device (for its grad "
                                   "scaler); use fp32, or bf16 on a CPU with bf16 units")
@@ -134,6 +137,9 @@ class Trainer:
         share = config.train.share_fake and config.train.d_steps == 1
         if share and hasattr(self.objective, "share_fake"):
             self.objective.share_fake = True
+        if (config.train.joint_d_batch and hasattr(self.objective, "joint_batch")
+                and not _has_batch_norm(self.objective.discriminator)):
+            self.objective.joint_batch = True
         if config.train.compile:
             # In place: state_dict keys, checkpoints and the EMA copy stay those of plain nets.
             # Nets with spectral norm stay eager: its power iteration updates buffers inside
@@ -284,9 +290,8 @@ class Trainer:
 
     def _autocast(self):
         """Mixed precision for the forward passes (backward follows the recorded dtypes)."""
-        precision = self.config.train.precision
-        return torch.autocast(self.device.type, enabled=precision != "fp32",
-                              dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
+        return torch.autocast(self.device.type, enabled=self.precision != "fp32",
+                              dtype=torch.float16 if self.precision == "fp16" else torch.bfloat16)
 
     # ----------------------------------------------------------------- the run
 
@@ -360,7 +365,7 @@ class Trainer:
         if self.events is not None:
             self.events.close()
         write_report(self.run_dir, config, self.objective, self.data, self.elapsed,
-                     self.step, figures, processes=self.ranks.world)
+                     self.step, figures, processes=self.ranks.world, precision=self.precision)
         return self.run_dir
 
     def evaluate(self) -> dict[str, float]:
@@ -506,3 +511,8 @@ def _has_spectral_norm(net: nn.Module) -> bool:
 def _grad_norm(net: nn.Module) -> torch.Tensor:
     grads = [p.grad.detach().flatten() for p in net.parameters() if p.grad is not None]
     return torch.cat(grads).norm() if grads else torch.zeros(())
+
+
+def _has_batch_norm(net: nn.Module) -> bool:
+    """Whether any layer of `net` normalises by batch statistics (BatchNorm1d/2d/3d)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())

@@ -92,9 +92,10 @@ def toy_summary(objective, data, n: int = 20000) -> dict[str, float]:
 
 
 def write_report(run_dir: Path, config: RunConfig, objective, data, elapsed: float, step: int,
-                 figures: dict[str, Path], processes: int = 1) -> Path:
+                 figures: dict[str, Path], processes: int = 1, precision: str = "") -> Path:
     """Write report.md (and curves.png) into the run folder; `processes` > 1 for a run
-    trained under torchrun, whose batch is per process."""
+    trained under torchrun, whose batch is per process; `precision` is what the run computed
+    in (train.precision, or what its "auto" chose)."""
     run_dir = Path(run_dir)
     records = read_metrics(run_dir)
     lines = [f"# {config.name}", ""]
@@ -123,6 +124,8 @@ def write_report(run_dir: Path, config: RunConfig, objective, data, elapsed: flo
                  is not None else "") + f", batch {train.batch_size}"
               + (f" per process x {processes} processes" if processes > 1 else "")
               + f", seed {config.seed} |",
+              f"| precision | {precision or train.precision}"
+              + (" (train.precision=auto)" if train.precision == "auto" else "") + " |",
               f"| wall time | {elapsed:.1f} s ({step / max(elapsed, 1e-9):.1f} steps/s) |", ""]
     training = [r for r in records if "d_loss" in r or "g_loss" in r]
     if training:
