@@ -26,6 +26,10 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
     (["quality.py", "nope"], "unknown preset 'nope'"),
     (["throughput.py", "--rounds", "0"], "argument --rounds: 0 must be >= 1"),
     (["throughput.py", "--cases", "nope"], "unknown case 'nope'"),
+    (["precision.py", "nope"], "unknown preset 'nope'"),
+    (["precision.py", "toy-grid"], "gankit measures no FID on 'grid' data"),
+    (["precision.py", "mnist-dcgan", "--seeds", "0,x"], "argument --seeds: '0,x' is not"),
+    (["precision.py", "mnist-dcgan", "--jobs", "0"], "argument --jobs: 0 is too small"),
 ])
 def test_bad_arguments_are_one_line(args, message, tmp_path):
     # presets.py used to train toy-gaussian first, then raise a traceback at 'nope'.
@@ -99,3 +103,23 @@ def test_quality_stops_at_minutes_when_every_is_longer(tmp_path, monkeypatch):
     load_benchmark("quality.py").main()
     rows = json.loads((tmp_path / "toy-gaussian.json").read_text())["rows"]
     assert len(rows) == 1 and 0.05 <= rows[0]["minutes"] < 0.1
+
+
+def test_precision_trains_both_precisions_and_measures_each(tmp_path):
+    from gankit.data.root import resolve_data_root
+
+    if not (resolve_data_root() / "MNIST" / "raw").is_dir():
+        pytest.skip("MNIST is not under the data root")
+    result = run_script("precision.py", "mnist-dcgan", "--steps", "2", "--seeds", "0",
+                        "--jobs", "1", "-n", "100", "--out", str(tmp_path / "runs"),
+                        "--json", str(tmp_path / "precision.json"))
+    assert result.returncode == 0, result.stderr
+    table = json.loads((tmp_path / "precision.json").read_text())
+    rows = {row["precision"]: row for row in table["rows"]}
+    assert set(rows) == {"fp32", "bf16"}
+    for precision, row in rows.items():
+        assert row["steps"] == 2 and row["fid"] > 0 and 0 <= row["recall"] <= 1
+        assert row["metric_keys"][0].endswith("/mnist-cnn/n100")
+        # Each run computed in the precision its row names.
+        report = (Path(row["run"]) / "report.md").read_text()
+        assert f"| precision | {precision} |" in report
