@@ -185,8 +185,8 @@ def main() -> None:
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     rows = [measure(name, args.levers, args.data_root, args.batch_size, args.threads,
                     args.rounds, args.steps, peaks) for name in args.cases.split(",")]
-    keys = ["case", "width", "precision", "plain_img_s", "gankit_img_s", "speedup", "gflop_per_step",
-            "gankit_gflop_s", "fp32_peak_share", "bf16_peak_share"]
+    keys = ["case", "width", "precision", "plain_img_s", "gankit_img_s", "speedup",
+            "gflop_per_step", "gankit_gflop_s", "fp32_peak_share", "bf16_peak_share"]
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, "
           f"batch {args.batch_size}; matmul peak fp32 {peaks['fp32']:.1f} GFLOP/s, "
           f"bf16 {peaks['bf16']:.2f} GFLOP/s; gankit levers: {' '.join(args.levers)}")
