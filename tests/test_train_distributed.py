@@ -94,8 +94,8 @@ def test_two_ranks_stay_identical_write_one_run_folder_and_resume(tmp_path):
 
 def test_two_ranks_learn_the_1d_gaussian(tmp_path):
     # The seed's example with an effective batch of 2 x 64: G's samples must reach N(5, 1).
-    overrides = {"train.steps": 800, "train.batch_size": 64, "log.every": 400,
-                 "log.sample_every": 800, "log.checkpoint_every": 800,
+    overrides = {"train.steps": 1600, "train.batch_size": 64, "log.every": 400,
+                 "log.sample_every": 1600, "log.checkpoint_every": 1600,
                  "model.g_hidden": [], "model.d_hidden": [32, 32, 32]}
     mp.spawn(_train, args=(str(tmp_path), "toy-gaussian", overrides, 0), nprocs=2)
     samples = torch.load(tmp_path / "rank0.pt")["samples"]
