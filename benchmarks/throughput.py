@@ -5,13 +5,13 @@
 
 Both steps run in this process, interleaved (a block of gankit steps, then a block of plain
 steps, repeated), so that a busy machine slows both alike. The plain step is written the way
-pytorch/examples' dcgan writes it: a D update on real then on G(z).detach(), a G update on the
-same G(z), Adam with torch's default (per-tensor) implementation, contiguous NCHW tensors,
-fp32 eager. It gets the same in-memory batches as gankit, so the comparison is of the step,
-not of data loading. Building gankit's trainer sets glibc to keep freed memory
-(gankit.train.allocator) for the whole process, so the plain step has that setting too. The
-table gives img/s, the speed-up, the FLOPs of one step (torch.utils.flop_counter) and the
-share of the fp32 and bf16 matmul peaks measured here.
+pytorch/examples' dcgan writes it (G's first layer an nn.ConvTranspose2d): a D update on real
+then on G(z).detach(), a G update on the same G(z), Adam with torch's default (per-tensor)
+implementation, contiguous NCHW tensors, fp32 eager. It gets the same in-memory batches as
+gankit, so the comparison is of the step, not of data loading. Building gankit's trainer sets
+glibc to keep freed memory (gankit.train.allocator) for the whole process, so the plain step
+has that setting too. The table gives img/s, the speed-up, the FLOPs of one step
+(torch.utils.flop_counter) and the share of the fp32 and bf16 matmul peaks measured here.
 Writes the table as JSON (default runs/bench/throughput.json).
 """
 
@@ -26,11 +26,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from gankit.config import load_config
 from gankit.data import build_dataset
 from gankit.data.images import ImageData
+from gankit.nets.dcgan import LatentProjection
 from gankit.objectives import build_objective
 from gankit.train.loop import Trainer
 
@@ -86,6 +88,20 @@ def build_case(name: str, levers: list[str], data_root, batch_size: int, threads
     return trainer, config
 
 
+def as_reference(net: nn.Module) -> nn.Module:
+    """`net` with DCGAN's first layer as pytorch/examples has it: an nn.ConvTranspose2d on the
+    1x1 noise map (gankit computes that layer as a matrix product, LatentProjection)."""
+    for name, child in list(net.named_children()):
+        if isinstance(child, LatentProjection):
+            conv = nn.ConvTranspose2d(child.in_channels, child.out_channels, child.kernel_size,
+                                      bias=False)
+            conv.load_state_dict(child.state_dict())
+            setattr(net, name, conv)
+        else:
+            as_reference(child)
+    return net
+
+
 class PlainStep:
     """pytorch/examples' DCGAN step on the same nets, freshly built: plain modules, NCHW.
 
@@ -95,7 +111,7 @@ class PlainStep:
 
     def __init__(self, trainer: Trainer):
         objective = build_objective(trainer.config, tuple(trainer.data.shape))
-        self.netG, self.netD = objective.generator, objective.discriminator
+        self.netG, self.netD = as_reference(objective.generator), objective.discriminator
         lr, betas = trainer.config.train.g_lr, tuple(trainer.config.train.betas)
         self.optG = torch.optim.Adam(self.netG.parameters(), lr=lr, betas=betas)
         self.optD = torch.optim.Adam(self.netD.parameters(), lr=lr, betas=betas)

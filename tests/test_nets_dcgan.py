@@ -13,7 +13,7 @@ from conftest import tiny_config
 from gankit.config import ModelConfig
 from gankit.errors import GankitError
 from gankit.nets import build_discriminator, build_generator
-from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator, LatentProjection
 from gankit.objectives import build_objective
 
 SIZES = [28, 32, 64]
@@ -161,6 +161,31 @@ def test_bf16_autocast_gives_finite_outputs(size):
         logits = discriminator(images)
     assert images.shape == (4, *shape) and logits.shape == (4,)
     assert torch.isfinite(images).all() and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("kernel", [4, 7])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_latent_projection_is_the_transposed_conv_it_replaces(kernel, channels_last):
+    # Same weight: the same output and the same gradients for the noise and the weight.
+    reference = nn.ConvTranspose2d(16, 12, kernel_size=kernel, bias=False)
+    projection = LatentProjection(16, 12, kernel)
+    projection.load_state_dict(reference.state_dict())
+    if channels_last:
+        reference.to(memory_format=torch.channels_last)
+        projection.to(memory_format=torch.channels_last)
+    noise = latents(5, 16).view(5, 16, 1, 1)
+    outputs, grads = [], []
+    for layer in (reference, projection):
+        z = noise.clone().requires_grad_(True)
+        out = layer(z)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outputs.append(out)
+        grads.append((z.grad, layer.weight.grad))
+    assert outputs[1].shape == (5, 12, kernel, kernel)
+    assert torch.allclose(outputs[1], outputs[0], atol=1e-5)
+    assert outputs[1].is_contiguous(memory_format=torch.channels_last) == channels_last
+    for ours, theirs in zip(grads[1], grads[0]):
+        assert torch.allclose(ours, theirs, atol=1e-5)
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -57,6 +57,27 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+class LatentProjection(nn.ConvTranspose2d):
+    """DCGAN's first layer: ConvT(latent, C, k, s1, p0) from the 1x1 noise map to a k x k map.
+
+    On a 1x1 input that transposed conv is a matrix product, z @ W viewed as C x k x k, and it
+    is computed as one: oneDNN's transposed conv took 12 ms for it against 2.4 ms for the
+    product (latent 100, C 192, k 7, batch 64, bf16, forward and backward, 2 threads). The
+    weight, its shape and its state_dict key stay the ConvTranspose2d's.
+    """
+
+    def __init__(self, latent_dim: int, channels: int, size: int):
+        super().__init__(latent_dim, channels, kernel_size=size, bias=False)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        n = len(latent)
+        out = latent.reshape(n, -1) @ self.weight.reshape(self.in_channels, -1)
+        out = out.view(n, self.out_channels, *self.kernel_size)
+        if self.weight.is_contiguous(memory_format=torch.channels_last):  # train.channels_last
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
+
+
 class DCGANGenerator(nn.Module):
     """z (N x latent_dim) -> images (N x C x H x W) in [-1, 1].
 
@@ -91,9 +112,8 @@ class DCGANGenerator(nn.Module):
         self.image_shape = tuple(image_shape)
         start = START_SIZES[size]
         channels = width * WIDEST[size]
-        # A transposed conv on a 1x1 map with kernel = start is a linear map to start x start.
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(latent_dim, channels, kernel_size=start, bias=False),
+            LatentProjection(latent_dim, channels, start),
             nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
         ]
