@@ -184,7 +184,7 @@ def test_latent_projection_is_the_transposed_conv_it_replaces(kernel, channels_l
     assert outputs[1].shape == (5, 12, kernel, kernel)
     assert torch.allclose(outputs[1], outputs[0], atol=1e-5)
     assert outputs[1].is_contiguous(memory_format=torch.channels_last) == channels_last
-    for ours, theirs in zip(grads[1], grads[0]):
+    for ours, theirs in zip(grads[1], grads[0], strict=True):
         assert torch.allclose(ours, theirs, atol=1e-5)
 
 
