@@ -5,12 +5,12 @@
 
 Both steps run in this process, interleaved (a block of gankit steps, then a block of plain
 steps, repeated), so that a busy machine slows both alike. The plain step is written the way
-pytorch/examples' dcgan writes it (G's first layer an nn.ConvTranspose2d): a D update on real
-then on G(z).detach(), a G update on the same G(z), Adam with torch's default (per-tensor)
-implementation, contiguous NCHW tensors, fp32 eager. It gets the same in-memory batches as
-gankit, so the comparison is of the step, not of data loading. Building gankit's trainer sets
-glibc to keep freed memory (gankit.train.allocator) for the whole process, so the plain step
-has that setting too. The table gives img/s, the speed-up, the FLOPs of one step
+pytorch/examples' dcgan writes it (torch's nn.Conv2d and nn.ConvTranspose2d layers): a D update
+on real then on G(z).detach(), a G update on the same G(z), Adam with torch's default
+(per-tensor) implementation, contiguous NCHW tensors, fp32 eager. It gets the same in-memory
+batches as gankit, so the comparison is of the step, not of data loading. Building gankit's
+trainer sets glibc to keep freed memory (gankit.train.allocator) for the whole process, so the
+plain step has that setting too. The table gives img/s, the speed-up, the FLOPs of one step
 (torch.utils.flop_counter) and the share of the fp32 and bf16 matmul peaks measured here.
 Writes the table as JSON (default runs/bench/throughput.json).
 """
@@ -33,6 +33,7 @@ from gankit.config import load_config
 from gankit.data import build_dataset
 from gankit.data.images import ImageData
 from gankit.nets.dcgan import LatentProjection
+from gankit.nets.strided import StridedConv2d, StridedConvTranspose2d
 from gankit.objectives import build_objective
 from gankit.train.loop import Trainer
 
@@ -44,7 +45,7 @@ DEFAULT_LEVERS = ["train.precision=auto", "train.channels_last=true",
 CASES = {
     "mnist-dcgan": ("mnist-dcgan", []),
     # The reference DCGAN of pytorch/examples: 64 px RGB, nz = 100, ngf = ndf = 64.
-    "dcgan-64": ("mnist-dcgan", ["model.width=64", "model.latent_dim=100",
+    "dcgan-64": ("mnist-dcgan", ["model.width=64", "model.g_width=0", "model.latent_dim=100",
                                  "model.d_fc_width=0"]),
     "fashion-resnet": ("fashion-resnet", []),
 }
@@ -89,12 +90,13 @@ def build_case(name: str, levers: list[str], data_root, batch_size: int, threads
 
 
 def as_reference(net: nn.Module) -> nn.Module:
-    """`net` with DCGAN's first layer as pytorch/examples has it: an nn.ConvTranspose2d on the
-    1x1 noise map (gankit computes that layer as a matrix product, LatentProjection)."""
+    """`net` with DCGAN's convs as pytorch/examples has them: torch's nn.ConvTranspose2d and
+    nn.Conv2d (gankit computes some as matrix products: LatentProjection, gankit.nets.strided)."""
     for name, child in list(net.named_children()):
-        if isinstance(child, LatentProjection):
-            conv = nn.ConvTranspose2d(child.in_channels, child.out_channels, child.kernel_size,
-                                      bias=False)
+        if isinstance(child, (LatentProjection, StridedConvTranspose2d, StridedConv2d)):
+            kind = nn.Conv2d if isinstance(child, StridedConv2d) else nn.ConvTranspose2d
+            conv = kind(child.in_channels, child.out_channels, child.kernel_size, child.stride,
+                        child.padding, bias=child.bias is not None)
             conv.load_state_dict(child.state_dict())
             setattr(net, name, conv)
         else:
@@ -111,7 +113,8 @@ class PlainStep:
 
     def __init__(self, trainer: Trainer):
         objective = build_objective(trainer.config, tuple(trainer.data.shape))
-        self.netG, self.netD = as_reference(objective.generator), objective.discriminator
+        self.netG = as_reference(objective.generator)
+        self.netD = as_reference(objective.discriminator)
         lr, betas = trainer.config.train.g_lr, tuple(trainer.config.train.betas)
         self.optG = torch.optim.Adam(self.netG.parameters(), lr=lr, betas=betas)
         self.optD = torch.optim.Adam(self.netD.parameters(), lr=lr, betas=betas)

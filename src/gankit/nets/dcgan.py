@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
+from gankit.nets.strided import StridedConv2d, StridedConvTranspose2d
+
 # Side of the first generator map (and of the last discriminator map) for each supported size,
 # and how many width multiples the widest layer has: 64 px -> 8w, 32 px -> 4w, 28 px -> 2w.
 START_SIZES = {28: 7, 32: 4, 64: 4}
@@ -71,11 +73,42 @@ class LatentProjection(nn.ConvTranspose2d):
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         n = len(latent)
-        out = latent.reshape(n, -1) @ self.weight.reshape(self.in_channels, -1)
-        out = out.view(n, self.out_channels, *self.kernel_size)
+        # Columns ordered (kh, kw, out): a free view of a channels_last weight, whose product is
+        # then a channels_last map with no copy of either.
+        weight = self.weight.permute(0, 2, 3, 1).reshape(self.in_channels, -1)
+        out = (latent.reshape(n, -1) @ weight).view(n, *self.kernel_size, self.out_channels)
+        out = out.permute(0, 3, 1, 2)
         if self.weight.is_contiguous(memory_format=torch.channels_last):  # train.channels_last
-            out = out.contiguous(memory_format=torch.channels_last)
-        return out
+            return out
+        return out.contiguous()
+
+
+class _FlattenChannelsLast(torch.autograd.Function):
+    """Flatten a channels_last map in (C, H, W) order, its gradient handed back channels_last."""
+
+    @staticmethod
+    def forward(ctx, maps):
+        ctx.shape = maps.shape
+        return maps.reshape(len(maps), -1)  # a copy: the strides do not allow a view
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape).contiguous(memory_format=torch.channels_last)
+
+
+class FlattenKeepingFormat(nn.Flatten):
+    """nn.Flatten (features in (C, H, W) order) whose gradient keeps its input's memory format.
+
+    nn.Flatten's gradient for a channels_last map comes back NCHW, and the LeakyReLU and batch
+    norm before it then ran their backward on mixed memory formats: 1.05 ms against 0.05 ms for
+    LeakyReLU's on a 64 x 64 x 7 x 7 bf16 map here.
+    """
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        if (maps.dim() == 4 and not maps.is_contiguous()
+                and maps.is_contiguous(memory_format=torch.channels_last)):
+            return _FlattenChannelsLast.apply(maps)
+        return super().forward(maps)
 
 
 class DCGANGenerator(nn.Module):
@@ -119,13 +152,13 @@ class DCGANGenerator(nn.Module):
         ]
         while channels > width:
             layers += [
-                nn.ConvTranspose2d(channels, channels // 2, 4, stride=2, padding=1, bias=False),
+                StridedConvTranspose2d(channels, channels // 2, bias=False),
                 nn.BatchNorm2d(channels // 2),
                 nn.ReLU(inplace=True),
             ]
             channels //= 2
         layers += [
-            nn.ConvTranspose2d(channels, image_shape[0], 4, stride=2, padding=1),
+            StridedConvTranspose2d(channels, image_shape[0]),
             nn.Tanh(),
         ]
         self.net = nn.Sequential(*layers)
@@ -177,21 +210,19 @@ class DCGANDiscriminator(nn.Module):
         batchnorm = not spectral_norm
         # No norm on the first conv: normalising the raw images would hide their statistics.
         layers: list[nn.Module] = [
-            nn.Conv2d(image_shape[0], width, 4, stride=2, padding=1),
+            StridedConv2d(image_shape[0], width),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         channels, side = width, size // 2
         while side > START_SIZES[size]:
             # A bias right before batch norm would be cancelled by its mean subtraction.
-            layers.append(
-                nn.Conv2d(channels, channels * 2, 4, stride=2, padding=1, bias=not batchnorm)
-            )
+            layers.append(StridedConv2d(channels, channels * 2, bias=not batchnorm))
             if batchnorm:
                 layers.append(nn.BatchNorm2d(channels * 2))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             channels, side = channels * 2, side // 2
         if hidden:
-            layers += [nn.Flatten(), nn.Linear(channels * side * side, hidden),
+            layers += [FlattenKeepingFormat(), nn.Linear(channels * side * side, hidden),
                        nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, 1)]
         else:
             # A valid conv as large as the last map reduces it to one logit.

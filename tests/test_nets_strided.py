@@ -1,0 +1,157 @@
+"""DCGAN's strided layers as matrix products (gankit.nets.strided): the same outputs and
+gradients as torch's convs (first and second order), where each path is taken, bf16 autocast,
+memory formats, and the flatten that keeps its gradient's memory format."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.autograd import gradcheck, gradgradcheck
+
+from gankit.nets import strided
+from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator, FlattenKeepingFormat
+from gankit.nets.strided import StridedConv2d, StridedConvTranspose2d
+
+# (in, out) channels whose product reaches strided.MIN_CHANNEL_PRODUCT, so small maps take the
+# product path.
+WIDE = (96, 96)
+
+
+def randn(*shape, seed=0, dtype=torch.float64):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def pair(transposed: bool, bias: bool, channels=WIDE):
+    """A strided layer and torch's layer with the same weights, in fp64."""
+    ours = (StridedConvTranspose2d if transposed else StridedConv2d)(*channels, bias=bias)
+    kind = nn.ConvTranspose2d if transposed else nn.Conv2d
+    theirs = kind(*channels, 4, stride=2, padding=1, bias=bias)
+    theirs.load_state_dict(ours.state_dict())  # same keys and shapes
+    return ours.double(), theirs.double()
+
+
+def counting(monkeypatch, name: str) -> list[int]:
+    """Count the calls of strided.<name>.apply (the product path)."""
+    calls = []
+    function = getattr(strided, name)
+    original = function.apply
+    monkeypatch.setattr(function, "apply", lambda *a: calls.append(1) or original(*a))
+    return calls
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize(("transposed", "side"), [(False, (8, 8)), (False, (4, 6)),
+                                                  (True, (4, 4)), (True, (7, 7)), (True, (3, 5))])
+def test_products_equal_torch_convs_in_output_and_gradients(monkeypatch, transposed, side, bias,
+                                                             channels_last):
+    calls = counting(monkeypatch, "_ConvTransposeProduct" if transposed else "_ConvProduct")
+    ours, theirs = pair(transposed, bias)
+    x = randn(3, WIDE[0], *side)
+    if channels_last:
+        ours.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    results = []
+    for layer in (ours, theirs):
+        xi = x.clone().requires_grad_(True)
+        out = layer(xi)
+        (out * randn(*out.shape, seed=1)).sum().backward()
+        results.append((out, xi.grad, layer.weight.grad, layer.bias.grad if bias else None))
+    assert calls == [1]  # ours took the product path
+    for mine, reference in zip(*results, strict=True):
+        if reference is not None:
+            assert mine.shape == reference.shape
+            assert torch.allclose(mine, reference, rtol=1e-9, atol=1e-9)
+    out = results[0][0]
+    assert out.is_contiguous(memory_format=torch.channels_last if channels_last else
+                             torch.contiguous_format)
+
+
+@pytest.mark.parametrize("function", [strided._ConvProduct, strided._ConvTransposeProduct])
+def test_products_pass_first_and_second_order_gradient_checks(function):
+    # Second order: R1 and the gradient penalty differentiate D's input gradient.
+    x = randn(2, 3, 4, 6).requires_grad_(True)
+    shape = (5, 3, 4, 4) if function is strided._ConvProduct else (3, 5, 4, 4)
+    weight = randn(*shape, seed=1).requires_grad_(True)
+    assert gradcheck(function.apply, (x, weight))
+    assert gradgradcheck(function.apply, (x, weight))
+
+
+def test_r1_through_a_product_layer_matches_torch(monkeypatch):
+    calls = counting(monkeypatch, "_ConvProduct")
+    ours, theirs = pair(transposed=False, bias=True)
+    penalties = []
+    for layer in (ours, theirs):
+        x = randn(2, WIDE[0], 8, 8).requires_grad_(True)
+        (grad,) = torch.autograd.grad(layer(x).square().sum(), x, create_graph=True)
+        grad.square().sum().backward()
+        penalties.append(layer.weight.grad)
+    assert calls == [1]
+    assert torch.allclose(penalties[0], penalties[1], rtol=1e-9, atol=1e-9)
+
+
+def test_path_choice_follows_the_measured_domain():
+    cpu = torch.empty(0)
+    assert strided._use_products(cpu, (4, 4), 256 * 512)  # Conv(256 -> 512) to 4x4
+    assert strided._use_products(cpu, (7, 7), 192 * 96)  # ConvT(192 -> 96) from 7x7
+    assert not strided._use_products(cpu, (16, 16), 64 * 128)  # a 16x16 map: oneDNN's
+    assert not strided._use_products(cpu, (7, 7), 32 * 64)  # few channels: oneDNN's
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_large_maps_and_odd_sides_keep_torch_kernels(monkeypatch, transposed):
+    calls = counting(monkeypatch, "_ConvTransposeProduct" if transposed else "_ConvProduct")
+    ours, theirs = pair(transposed, bias=True)
+    sides = [(16, 16)] if transposed else [(32, 32), (7, 7)]  # a conv's odd side: no products
+    for side in sides:
+        x = randn(1, WIDE[0], *side)
+        assert torch.allclose(ours(x), theirs(x), rtol=1e-9, atol=1e-9)
+    assert calls == []
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_bf16_autocast_products_are_bf16_and_close_to_fp32(monkeypatch, transposed):
+    calls = counting(monkeypatch, "_ConvTransposeProduct" if transposed else "_ConvProduct")
+    ours, theirs = pair(transposed, bias=True)
+    ours.float().to(memory_format=torch.channels_last)
+    theirs.float()
+    x = randn(4, WIDE[0], 4, 4, dtype=torch.float32).contiguous(
+        memory_format=torch.channels_last).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ours(x)
+    assert calls == [1] and out.dtype == torch.bfloat16
+    reference = theirs(x.detach())
+    error = (out.float() - reference).norm() / reference.norm()
+    assert error < 1e-2  # bf16 keeps 8 bits of mantissa
+    out.float().sum().backward()
+    assert x.grad.dtype == torch.float32 and ours.weight.grad.dtype == torch.float32
+    assert torch.isfinite(ours.weight.grad).all()
+
+
+def test_wide_dcgan_nets_take_the_product_path_and_stay_torch_layers(monkeypatch):
+    conv_calls = counting(monkeypatch, "_ConvProduct")
+    transpose_calls = counting(monkeypatch, "_ConvTransposeProduct")
+    generator = DCGANGenerator(latent_dim=8, image_shape=(1, 32, 32), width=32)
+    discriminator = DCGANDiscriminator(image_shape=(1, 32, 32), width=32)
+    images = generator(randn(2, 8, dtype=torch.float32))
+    discriminator(images)
+    # G: ConvT(128 -> 64) from 4x4; D: Conv(64 -> 128) to 4x4 (the rest have larger maps).
+    assert transpose_calls == [1] and conv_calls == [1]
+    # Every stride-2 layer is one of ours, and still a torch conv to code that checks types.
+    layers = [*generator.net, *discriminator.net]
+    ours = [m for m in layers if isinstance(m, (StridedConv2d, StridedConvTranspose2d))]
+    assert len(ours) == 6  # G's 3 transposed convs, D's 3 strided convs (not its 4x4 read-out)
+    assert all(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in ours)
+
+
+def test_flatten_keeping_format_flattens_like_nn_flatten_and_keeps_channels_last_gradients():
+    maps = randn(3, 4, 5, 6).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out = FlattenKeepingFormat()(maps)
+    assert torch.equal(out, nn.Flatten()(maps.detach()))  # (C, H, W) order
+    weights = randn(*out.shape, seed=1)
+    (out * weights).sum().backward()
+    assert maps.grad.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(maps.grad, weights.view(3, 4, 5, 6))
+    flat = randn(3, 4, 5, 6)  # contiguous maps: nn.Flatten's own path
+    assert torch.equal(FlattenKeepingFormat()(flat), flat.flatten(1))
