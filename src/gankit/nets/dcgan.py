@@ -4,6 +4,9 @@ The generator starts from a small map (4x4, or 7x7 for 28 px) and doubles it wit
 transposed convolutions; the discriminator mirrors it with strided convolutions. Batch norm always
 takes its defaults (eps=1e-5, momentum=0.1) and is only ever given keyword arguments: a well-known
 repository wrote `BatchNorm2d(c, 0.8)`, which sets eps where momentum was meant.
+
+The layers are torch's, computed faster where oneDNN is slow on a CPU: the first transposed conv
+(LatentProjection) and the stride-2 ones on small maps (gankit.nets.strided) as matrix products.
 """
 
 from __future__ import annotations
