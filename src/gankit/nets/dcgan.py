@@ -75,15 +75,15 @@ class LatentProjection(nn.ConvTranspose2d):
         super().__init__(latent_dim, channels, kernel_size=size, bias=False)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        n = len(latent)
-        # Columns ordered (kh, kw, out): a free view of a channels_last weight, whose product is
-        # then a channels_last map with no copy of either.
-        weight = self.weight.permute(0, 2, 3, 1).reshape(self.in_channels, -1)
-        out = (latent.reshape(n, -1) @ weight).view(n, *self.kernel_size, self.out_channels)
-        out = out.permute(0, 3, 1, 2)
+        n, latent = len(latent), latent.reshape(len(latent), -1)
         if self.weight.is_contiguous(memory_format=torch.channels_last):  # train.channels_last
-            return out
-        return out.contiguous()
+            # Columns ordered (kh, kw, out): a free view of this weight, and the product is
+            # then a channels_last map, with no copy of either.
+            weight = self.weight.permute(0, 2, 3, 1).reshape(self.in_channels, -1)
+            out = (latent @ weight).view(n, *self.kernel_size, self.out_channels)
+            return out.permute(0, 3, 1, 2)
+        out = latent @ self.weight.reshape(self.in_channels, -1)
+        return out.view(n, self.out_channels, *self.kernel_size)
 
 
 class _FlattenChannelsLast(torch.autograd.Function):
