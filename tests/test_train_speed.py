@@ -67,6 +67,40 @@ def test_channels_last_and_fused_optimizer_match_the_plain_step(tmp_path, lever)
         assert conv.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_strided_products_train_like_torch_convs(tmp_path, monkeypatch):
+    # Width 64 at 28 px puts G's ConvT(128 -> 64) from 7x7 and D's Conv(64 -> 128) onto 7x7 in
+    # the products' domain (gankit.nets.strided); the same run with torch's kernels must agree.
+    from gankit.data.root import resolve_data_root
+    from gankit.nets import strided
+
+    if not (resolve_data_root() / "MNIST" / "raw").is_dir():
+        pytest.skip("MNIST is not under the data root")
+    wide = {**DCGAN, "model.width": 64, "train.channels_last": True,
+            "train.fused_optimizer": True}
+    runs = {}
+    for products in (True, False):
+        calls = []
+        monkeypatch.setattr(strided, "_use_products",
+                            lambda *args, on=products, seen=calls: seen.append(on) or on)
+        trainer = digits_trainer(tmp_path, f"products-{products}", **wide)
+        first = trainer.train_step()
+        # The gradients of the first step, taken at the same initial weights.
+        grads = [p.grad.clone() for p in trainer.objective.parameters() if p.grad is not None]
+        for _ in range(2):
+            last = trainer.train_step()
+        runs[products] = (first, grads, last)
+        assert calls and all(on == products for on in calls)
+    (first, grads, last), (torch_first, torch_grads, torch_last) = runs[True], runs[False]
+    assert len(grads) == len(torch_grads) > 0
+    for ours, theirs in zip(grads, torch_grads, strict=True):
+        assert (ours - theirs).norm() <= 1e-4 * theirs.norm() + 1e-8
+    # Later steps agree too (not the weights entry by entry: Adam moves a weight by about its
+    # learning rate whatever the size of its gradient, so a near-zero gradient's rounding shows).
+    for stats, reference in ((first, torch_first), (last, torch_last)):
+        for key in ("d_loss", "g_loss"):
+            assert float(stats[key]) == pytest.approx(float(reference[key]), rel=1e-4, abs=1e-5)
+
+
 def test_compiled_players_train_and_checkpoint_like_plain_ones(tmp_path):
     plain = digits_trainer(tmp_path, "plain", **{"model.d_dropout": 0})
     compiled = digits_trainer(tmp_path, "compiled", **{"train.compile": True, "model.d_dropout": 0})
