@@ -30,18 +30,22 @@ MAX_POSITIONS = 64
 MIN_CHANNEL_PRODUCT = 8192
 
 
-def patches(maps: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    """The 4x4 stride-2 windows of `maps` (N, C, H, W) zero-padded by 1, as a matrix.
-
-    Returns:
-        (N * rows * cols, 16 * C): one row per window (n, i, j), columns ordered (kh, kw, c).
-    """
+def _windows(maps: torch.Tensor, side: int, step: int, rows: int, cols: int) -> torch.Tensor:
+    """The side x side windows, `step` apart, of `maps` (N, C, H, W) zero-padded by 1, as a
+    matrix: (N * rows * cols, side * side * C), one row per window (n, i, j), columns
+    ordered (kh, kw, c)."""
     n, channels = maps.shape[:2]
     padded = F.pad(maps.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))  # NHWC, one copy
     s_n, s_h, s_w, _ = padded.stride()
-    windows = padded.as_strided((n, rows, cols, 4, 4, channels),
-                                (s_n, 2 * s_h, 2 * s_w, s_h, s_w, 1))
-    return windows.reshape(n * rows * cols, 16 * channels)
+    windows = padded.as_strided((n, rows, cols, side, side, channels),
+                                (s_n, step * s_h, step * s_w, s_h, s_w, 1))
+    return windows.reshape(n * rows * cols, side * side * channels)
+
+
+def patches(maps: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """The 4x4 stride-2 windows of `maps` zero-padded by 1 (im2col for these layers), as an
+    (N * rows * cols, 16 * C) matrix, columns ordered (kh, kw, c)."""
+    return _windows(maps, 4, 2, rows, cols)
 
 
 def conv_product(x: torch.Tensor, weight: torch.Tensor,
@@ -69,10 +73,7 @@ def conv_transpose_product(x: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
     """
     n, channels, height, width = x.shape
     out_channels = weight.shape[1]
-    padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))
-    s_n, s_h, s_w, _ = padded.stride()
-    windows = padded.as_strided((n, height + 1, width + 1, 2, 2, channels),
-                                (s_n, s_h, s_w, s_h, s_w, 1)).reshape(-1, 4 * channels)
+    windows = _windows(x, 2, 1, height + 1, width + 1)
     # weight[c, o, 2a + p, 2b + q] with a = 1 - r, b = 1 - s -> rows (r, s, c), columns (p, q, o)
     phases = weight.view(channels, out_channels, 2, 2, 2, 2).flip(2, 4)
     phases = phases.permute(2, 4, 0, 3, 5, 1).reshape(4 * channels, 4 * out_channels)
