@@ -11,7 +11,9 @@ on real then on G(z).detach(), a G update on the same G(z), Adam with torch's de
 batches as gankit, so the comparison is of the step, not of data loading. Building gankit's
 trainer sets glibc to keep freed memory (gankit.train.allocator) for the whole process, so the
 plain step has that setting too. The table gives img/s, the speed-up, the FLOPs of one step
-(torch.utils.flop_counter) and the share of the fp32 and bf16 matmul peaks measured here.
+(torch.utils.flop_counter) and the share of the fp32 and bf16 matmul peaks measured here, for
+the plain step too: a plain step near the fp32 peak leaves gankit at most the ratio of the two
+peaks (without AMX, bf16's is about twice fp32's) and what it saves in FLOPs.
 Writes the table as JSON (default runs/bench/throughput.json).
 """
 
@@ -172,6 +174,7 @@ def measure(name: str, levers: list[str], data_root, batch_size: int, threads: i
         "gankit_img_s": round(batch_size / ours_s, 1),
         "speedup": round(plain_s / ours_s, 2), "gflop_per_step": round(flops / 1e9, 2),
         "gankit_gflop_s": round(flops / ours_s / 1e9, 1),
+        "plain_fp32_peak_share": round(flops / plain_s / 1e9 / peaks["fp32"], 3),
         "fp32_peak_share": round(flops / ours_s / 1e9 / peaks["fp32"], 3),
         "bf16_peak_share": round(flops / ours_s / 1e9 / peaks["bf16"], 3),
     }
@@ -205,7 +208,8 @@ def main() -> None:
     rows = [measure(name, args.levers, args.data_root, args.batch_size, args.threads,
                     args.rounds, args.steps, peaks) for name in args.cases.split(",")]
     keys = ["case", "width", "precision", "plain_img_s", "gankit_img_s", "speedup",
-            "gflop_per_step", "gankit_gflop_s", "fp32_peak_share", "bf16_peak_share"]
+            "gflop_per_step", "gankit_gflop_s", "plain_fp32_peak_share", "fp32_peak_share",
+            "bf16_peak_share"]
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, "
           f"batch {args.batch_size}; matmul peak fp32 {peaks['fp32']:.1f} GFLOP/s, "
           f"bf16 {peaks['bf16']:.2f} GFLOP/s; gankit levers: {' '.join(args.levers)}")

@@ -18,6 +18,12 @@ from gankit.nets.strided import StridedConv2d, StridedConvTranspose2d
 WIDE = (96, 96)
 
 
+@pytest.fixture(autouse=True)
+def amx(monkeypatch):
+    """The product path's tests take it on any CPU: the domain as on one with AMX."""
+    monkeypatch.setattr(strided, "CPU_HAS_AMX", True)
+
+
 def randn(*shape, seed=0, dtype=torch.float64):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
@@ -97,6 +103,16 @@ def test_path_choice_follows_the_measured_domain():
     assert strided._use_products(cpu, (7, 7), 192 * 96)  # ConvT(192 -> 96) from 7x7
     assert not strided._use_products(cpu, (16, 16), 64 * 128)  # a 16x16 map: oneDNN's
     assert not strided._use_products(cpu, (7, 7), 32 * 64)  # few channels: oneDNN's
+
+
+def test_without_amx_every_layer_keeps_onednn(monkeypatch):
+    monkeypatch.setattr(strided, "CPU_HAS_AMX", False)  # oneDNN's AVX-512 kernels are fast
+    conv_calls = counting(monkeypatch, "_ConvProduct")
+    transpose_calls = counting(monkeypatch, "_ConvTransposeProduct")
+    assert not strided._use_products(torch.empty(0), (4, 4), 256 * 512)
+    StridedConv2d(*WIDE)(randn(2, 96, 8, 8, dtype=torch.float32))
+    StridedConvTranspose2d(*WIDE)(randn(2, 96, 4, 4, dtype=torch.float32))
+    assert conv_calls == transpose_calls == []
 
 
 @pytest.mark.parametrize("transposed", [False, True])

@@ -96,9 +96,11 @@ def test_strided_products_train_like_torch_convs(tmp_path, monkeypatch):
         assert (ours - theirs).norm() <= 1e-4 * theirs.norm() + 1e-8
     # Later steps agree too (not the weights entry by entry: Adam moves a weight by about its
     # learning rate whatever the size of its gradient, so a near-zero gradient's rounding shows).
-    for stats, reference in ((first, torch_first), (last, torch_last)):
+    # That rounding grows over the steps: the third step's losses differed by 1.1e-4 relative on
+    # an AMD EPYC, whose oneDNN rounds differently from an Intel Xeon's.
+    for stats, reference, rel in ((first, torch_first, 1e-4), (last, torch_last, 1e-3)):
         for key in ("d_loss", "g_loss"):
-            assert float(stats[key]) == pytest.approx(float(reference[key]), rel=1e-4, abs=1e-5)
+            assert float(stats[key]) == pytest.approx(float(reference[key]), rel=rel, abs=1e-5)
 
 
 def test_compiled_players_train_and_checkpoint_like_plain_ones(tmp_path):
