@@ -465,6 +465,7 @@ class Trainer:
             net.load_state_dict(weights[name])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
+            _match_state_layout(optimizer)
         for name, scaler in self.scalers.items():
             if name in state.get("scalers", {}):
                 scaler.load_state_dict(state["scalers"][name])
@@ -506,6 +507,20 @@ def _has_spectral_norm(net: nn.Module) -> bool:
                 if any(isinstance(p, _SpectralNorm) for p in parametrizations):
                     return True
     return False
+
+
+def _match_state_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor (Adam's moments) its parameter's strides.
+
+    A run may resume with another train.channels_last than it saved with, and torch 2.14.1's
+    fused CPU Adam pairs a parameter's entries with its moments' by memory order: moments in
+    the other layout got the wrong entries' updates.
+    """
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if (torch.is_tensor(value) and value.shape == param.shape
+                    and value.stride() != param.stride()):
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _grad_norm(net: nn.Module) -> torch.Tensor:
