@@ -74,14 +74,15 @@ def test_products_equal_torch_convs_in_output_and_gradients(monkeypatch, transpo
                              torch.contiguous_format)
 
 
+@pytest.mark.parametrize("plan", [strided.ALL_PRODUCTS, strided.WEIGHT_GRADIENT_ONLY])
 @pytest.mark.parametrize("function", [strided._ConvProduct, strided._ConvTransposeProduct])
-def test_products_pass_first_and_second_order_gradient_checks(function):
+def test_products_pass_first_and_second_order_gradient_checks(function, plan):
     # Second order: R1 and the gradient penalty differentiate D's input gradient.
     x = randn(2, 3, 4, 6).requires_grad_(True)
     shape = (5, 3, 4, 4) if function is strided._ConvProduct else (3, 5, 4, 4)
     weight = randn(*shape, seed=1).requires_grad_(True)
-    assert gradcheck(function.apply, (x, weight))
-    assert gradgradcheck(function.apply, (x, weight))
+    assert gradcheck(lambda x, weight: function.apply(x, weight, plan), (x, weight))
+    assert gradgradcheck(lambda x, weight: function.apply(x, weight, plan), (x, weight))
 
 
 def test_r1_through_a_product_layer_matches_torch(monkeypatch):
@@ -97,22 +98,38 @@ def test_r1_through_a_product_layer_matches_torch(monkeypatch):
     assert torch.allclose(penalties[0], penalties[1], rtol=1e-9, atol=1e-9)
 
 
-def test_path_choice_follows_the_measured_domain():
+@pytest.mark.parametrize(("amx", "plan"), [(True, strided.ALL_PRODUCTS),
+                                           (False, strided.WEIGHT_GRADIENT_ONLY)])
+def test_path_choice_follows_the_measured_domain(monkeypatch, amx, plan):
+    monkeypatch.setattr(strided, "CPU_HAS_AMX", amx)
     cpu = torch.empty(0)
-    assert strided._use_products(cpu, (4, 4), 256 * 512)  # Conv(256 -> 512) to 4x4
-    assert strided._use_products(cpu, (7, 7), 192 * 96)  # ConvT(192 -> 96) from 7x7
-    assert not strided._use_products(cpu, (16, 16), 64 * 128)  # a 16x16 map: oneDNN's
-    assert not strided._use_products(cpu, (7, 7), 32 * 64)  # few channels: oneDNN's
+    assert strided.plan_for(cpu, (4, 4), 256 * 512) == plan  # Conv(256 -> 512) to 4x4
+    assert strided.plan_for(cpu, (7, 7), 192 * 96) == plan  # ConvT(192 -> 96) from 7x7
+    assert strided.plan_for(cpu, (16, 16), 64 * 128) is None  # a 16x16 map: oneDNN's
+    assert strided.plan_for(cpu, (7, 7), 32 * 64) is None  # few channels: oneDNN's
 
 
-def test_without_amx_every_layer_keeps_onednn(monkeypatch):
-    monkeypatch.setattr(strided, "CPU_HAS_AMX", False)  # oneDNN's AVX-512 kernels are fast
-    conv_calls = counting(monkeypatch, "_ConvProduct")
-    transpose_calls = counting(monkeypatch, "_ConvTransposeProduct")
-    assert not strided._use_products(torch.empty(0), (4, 4), 256 * 512)
-    StridedConv2d(*WIDE)(randn(2, 96, 8, 8, dtype=torch.float32))
-    StridedConvTranspose2d(*WIDE)(randn(2, 96, 4, 4, dtype=torch.float32))
-    assert conv_calls == transpose_calls == []
+@pytest.mark.parametrize(("transposed", "side"), [(False, (8, 8)), (True, (4, 4))])
+def test_without_amx_only_the_weight_gradient_is_a_product(monkeypatch, transposed, side):
+    # oneDNN's AVX-512 kernels run the forward and the input gradient at the matmul's speed.
+    monkeypatch.setattr(strided, "CPU_HAS_AMX", False)
+    used = []
+    for name in ("conv_product", "conv_transpose_product", "_weight_gradient"):
+        original = getattr(strided, name)
+        monkeypatch.setattr(strided, name,
+                            lambda *a, name=name, f=original: used.append(name) or f(*a))
+    ours, theirs = pair(transposed, bias=True)
+    ours.to(memory_format=torch.channels_last)
+    x = randn(3, WIDE[0], *side).contiguous(memory_format=torch.channels_last)
+    results = []
+    for layer in (ours, theirs):
+        xi = x.clone().requires_grad_(True)
+        out = layer(xi)
+        (out * randn(*out.shape, seed=1)).sum().backward()
+        results.append((out, xi.grad, layer.weight.grad, layer.bias.grad))
+    assert used == ["_weight_gradient"]
+    for mine, reference in zip(*results, strict=True):
+        assert torch.allclose(mine, reference, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("transposed", [False, True])

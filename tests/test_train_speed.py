@@ -108,8 +108,8 @@ def test_strided_products_train_like_torch_convs(tmp_path, monkeypatch):
     runs = {}
     for products in (True, False):
         calls = []
-        monkeypatch.setattr(strided, "_use_products",
-                            lambda *args, on=products, seen=calls: seen.append(on) or on)
+        monkeypatch.setattr(strided, "plan_for", lambda *args, on=products, seen=calls:
+                            seen.append(on) or (strided.ALL_PRODUCTS if on else None))
         trainer = digits_trainer(tmp_path, f"products-{products}", **wide)
         first = trainer.train_step()
         # The gradients of the first step, taken at the same initial weights.

@@ -6,8 +6,9 @@ takes its defaults (eps=1e-5, momentum=0.1) and is only ever given keyword argum
 repository wrote `BatchNorm2d(c, 0.8)`, which sets eps where momentum was meant.
 
 The layers are torch's, computed faster where oneDNN is slow on a CPU: the first transposed conv
-(LatentProjection) and, on a CPU with AMX, the stride-2 ones on small maps (gankit.nets.strided) as
-matrix products.
+(LatentProjection) as a matrix product, and the stride-2 ones on small maps partly so
+(gankit.nets.strided: their weight gradients, and on a CPU with AMX their forward and input
+gradients too).
 """
 
 from __future__ import annotations

@@ -1,14 +1,18 @@
 """DCGAN's strided layers, Conv2d and ConvTranspose2d with kernel 4, stride 2 and padding 1,
-computed on a CPU as matrix products where their small map makes oneDNN slow.
+computed on a CPU partly as matrix products where their small map makes oneDNN slow.
 
 On a map of 8x8 or less with many channels, oneDNN's bf16 kernels ran these layers far below the
 machine's matmul speed (2 threads, batch 64, AVX-512 BF16 + AMX): Conv(256 -> 512) on 8x8 took
 17 ms forward and 79 ms backward, 53 ms of it for the weight gradient, for 4.3 GFLOP per
 product. As matrix products the weight gradient took 7 ms. Where the map is larger oneDNN wins,
-and the layers keep its kernels; so they do on a GPU, and on a CPU without AMX: on an AMD EPYC
-with AVX-512 BF16 (2 threads, batch 64) oneDNN ran these layers at the matmul's speed (Conv(256
--> 512) to 4x4, batch 128: 18 ms forward, 77 ms forward and backward; as products 22 and 82 ms),
-and the 64-px DCGAN's step took 482 ms with oneDNN's kernels against 517 ms with the products.
+and the layers keep its kernels; so they do on a GPU.
+
+On a CPU without AMX only the weight gradient is a product. On an AMD EPYC with AVX-512 BF16 (2
+threads, batch 64, bf16) oneDNN ran the forward and the input gradient at the matmul's speed, but
+not the weight gradient on small maps: ConvT(512 -> 256) from 4x4 took 11.3, 10.4 and 23.0 ms
+for the three with oneDNN, against 18.6, 11.8 and 12.4 ms as products; Conv(256 -> 512) onto 4x4
+10.3, 11.7 and 23.3 ms against 11.5, 18.5 and 12.1 ms. The 64-px DCGAN's step took 528 ms with
+oneDNN throughout and 486 ms with the products' weight gradients.
 
 The two layers are adjoint, so each one's input gradient is the other's forward:
 - Conv: forward conv_product(X, W); input gradient conv_transpose_product(G, W); weight
@@ -22,6 +26,8 @@ differentiate through them.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,8 +37,21 @@ from torch import nn
 # Conv(32 -> 64) on 7x7 (2,048) stayed faster in oneDNN; ConvT(192 -> 96) on 7x7 (18,432) did not.
 MAX_POSITIONS = 64
 MIN_CHANNEL_PRODUCT = 8192
-# The slow small-map kernels are oneDNN's AMX ones (module docstring).
+# With AMX all three products of a layer in the domain are matrix products; without it only the
+# weight gradient (module docstring).
 CPU_HAS_AMX = torch.cpu._is_amx_tile_supported()
+
+
+class Plan(NamedTuple):
+    """Which of a layer's three computations are matrix products (the others: torch's kernels)."""
+
+    forward: bool
+    input_grad: bool
+    weight_grad: bool
+
+
+ALL_PRODUCTS = Plan(forward=True, input_grad=True, weight_grad=True)
+WEIGHT_GRADIENT_ONLY = Plan(forward=False, input_grad=False, weight_grad=True)
 
 
 def _windows(maps: torch.Tensor, side: int, step: int, rows: int, cols: int) -> torch.Tensor:
@@ -105,48 +124,88 @@ def _weight_gradient(rows: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
     return product.view(len(product), 4, 4, -1).permute(0, 3, 1, 2)
 
 
-# Each layer's backward is the other layer's forward (they are adjoint) plus a weight gradient.
-# The saved tensors are the inputs themselves, so a double backward (R1, the gradient penalty)
-# reaches the weight and x through these differentiable operations.
+def _conv(x: torch.Tensor, weight: torch.Tensor, product: bool,
+          windows: torch.Tensor | None = None) -> torch.Tensor:
+    """conv2d(x, weight, stride=2, padding=1) as a product or by torch's kernel."""
+    if product:
+        return conv_product(x, weight, windows)
+    return F.conv2d(x, weight, stride=2, padding=1)
+
+
+def _conv_transpose(x: torch.Tensor, weight: torch.Tensor, product: bool) -> torch.Tensor:
+    """conv_transpose2d(x, weight, stride=2, padding=1) as a product or by torch's kernel."""
+    if product:
+        return conv_transpose_product(x, weight)
+    return F.conv_transpose2d(x, weight, stride=2, padding=1)
+
+
+def _torch_weight_gradient(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                           transposed: bool) -> torch.Tensor:
+    """The weight gradient by the kernel torch's own conv backward calls (differentiable)."""
+    return torch.ops.aten.convolution_backward(
+        grad, x, weight, None, [2, 2], [1, 1], [1, 1], transposed, [0, 0], 1,
+        [False, True, False])[1]
+
+
+# Each layer's backward is the other layer's forward (they are adjoint) plus a weight gradient,
+# each computed as its Plan says. The saved tensors are the inputs themselves, so a double
+# backward (R1, the gradient penalty) reaches the weight and x through differentiable operations.
 class _ConvProduct(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight):
+    def forward(ctx, x, weight, plan):
         ctx.save_for_backward(x, weight)
-        return conv_product(x, weight)
+        ctx.plan = plan
+        return _conv(x, weight, plan.forward)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
+        plan = ctx.plan
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
-            grad_x = conv_transpose_product(grad, weight)
+            grad_x = _conv_transpose(grad, weight, plan.input_grad)
         if ctx.needs_input_grad[1]:
-            grad_weight = _weight_gradient(_rows(grad), patches(x, *grad.shape[2:]))
-        return grad_x, grad_weight
+            if plan.weight_grad:
+                grad_weight = _weight_gradient(_rows(grad), patches(x, *grad.shape[2:]))
+            else:
+                grad_weight = _torch_weight_gradient(grad, x, weight, transposed=False)
+        return grad_x, grad_weight, None
 
 
 class _ConvTransposeProduct(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight):
+    def forward(ctx, x, weight, plan):
         ctx.save_for_backward(x, weight)
-        return conv_transpose_product(x, weight)
+        ctx.plan = plan
+        return _conv_transpose(x, weight, plan.forward)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        windows = patches(grad, *x.shape[2:])  # shared by both gradients
+        plan = ctx.plan
         grad_x = grad_weight = None
+        # The gradient's windows, shared by both products when both are products.
+        windows = None
+        if plan.weight_grad and ctx.needs_input_grad[1]:
+            windows = patches(grad, *x.shape[2:])
         if ctx.needs_input_grad[0]:
-            grad_x = conv_product(grad, weight, windows)
+            grad_x = _conv(grad, weight, plan.input_grad, windows)
         if ctx.needs_input_grad[1]:
-            grad_weight = _weight_gradient(_rows(x), windows)
-        return grad_x, grad_weight
+            if plan.weight_grad:
+                grad_weight = _weight_gradient(_rows(x), windows)
+            else:
+                grad_weight = _torch_weight_gradient(grad, x, weight, transposed=True)
+        return grad_x, grad_weight, None
 
 
-def _use_products(x: torch.Tensor, small_side: tuple[int, int], channel_product: int) -> bool:
+def plan_for(x: torch.Tensor, small_side: tuple[int, int], channel_product: int) -> Plan | None:
+    """The layer's Plan for input `x`, or None for torch's layer throughout (out of the domain,
+    or not on a CPU)."""
     rows, cols = small_side
-    return (x.device.type == "cpu" and CPU_HAS_AMX and rows * cols <= MAX_POSITIONS
-            and channel_product >= MIN_CHANNEL_PRODUCT)
+    if (x.device.type != "cpu" or rows * cols > MAX_POSITIONS
+            or channel_product < MIN_CHANNEL_PRODUCT):
+        return None
+    return ALL_PRODUCTS if CPU_HAS_AMX else WEIGHT_GRADIENT_ONLY
 
 
 def _autocast_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
@@ -175,11 +234,14 @@ class StridedConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.dim() != 4 or x.shape[2] % 2 or x.shape[3] % 2 or not _use_products(
-                x, (x.shape[2] // 2, x.shape[3] // 2), self.in_channels * self.out_channels)):
+        plan = None
+        if x.dim() == 4 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0:
+            plan = plan_for(x, (x.shape[2] // 2, x.shape[3] // 2),
+                            self.in_channels * self.out_channels)
+        if plan is None:
             return super().forward(x)
         x, weight, bias = _autocast_inputs(x, self.weight, self.bias)
-        return _finish(_ConvProduct.apply(x, weight), bias, self.weight)
+        return _finish(_ConvProduct.apply(x, weight, plan), bias, self.weight)
 
 
 class StridedConvTranspose2d(nn.ConvTranspose2d):
@@ -191,8 +253,10 @@ class StridedConvTranspose2d(nn.ConvTranspose2d):
         super().__init__(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
 
     def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
-        if (output_size is not None or x.dim() != 4 or not _use_products(
-                x, x.shape[2:], self.in_channels * self.out_channels)):
+        plan = None
+        if output_size is None and x.dim() == 4:
+            plan = plan_for(x, x.shape[2:], self.in_channels * self.out_channels)
+        if plan is None:
             return super().forward(x, output_size)
         x, weight, bias = _autocast_inputs(x, self.weight, self.bias)
-        return _finish(_ConvTransposeProduct.apply(x, weight), bias, self.weight)
+        return _finish(_ConvTransposeProduct.apply(x, weight, plan), bias, self.weight)
