@@ -212,14 +212,36 @@ def test_a_joint_discriminator_batch_computes_what_two_passes_do(tmp_path):
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads_a, grads_b, strict=True))
 
 
-def test_a_discriminator_with_batch_norm_keeps_two_passes(tmp_path):
+def test_a_joint_batch_through_dcgan_batch_norm_computes_what_two_passes_do(tmp_path):
     from gankit.data.root import resolve_data_root
 
     if not (resolve_data_root() / "MNIST" / "raw").is_dir():
         pytest.skip("MNIST is not under the data root")
-    # Its batch statistics would mix real and fake: the lever leaves such a D alone.
-    trainer = digits_trainer(tmp_path, "bn", **DCGAN, **{"train.joint_d_batch": True})
-    assert not trainer.objective.joint_batch
+    # DCGAN's D normalises real and fake each by their own statistics in the joint pass too.
+    separate = digits_trainer(tmp_path, "two", **DCGAN)
+    joint = digits_trainer(tmp_path, "one", **DCGAN, **{"train.joint_d_batch": True})
+    joint.objective.load_state_dict(separate.objective.state_dict())
+    assert joint.objective.joint_batch and not separate.objective.joint_batch
+    real = separate.data.sample(8, torch.Generator().manual_seed(0))
+    latent = separate.objective.sample_latent(8, torch.Generator().manual_seed(1))
+    results = {}
+    for name, trainer in (("two", separate), ("one", joint)):
+        discriminator = trainer.objective.discriminator
+        loss, stats = trainer.objective.discriminator_phase(real, latent)
+        grads = torch.autograd.grad(loss, list(discriminator.parameters()))
+        running = [b.clone() for b in discriminator.buffers()]
+        results[name] = (loss, stats, grads, running)
+    (loss_a, stats_a, grads_a, running_a), (loss_b, stats_b, grads_b, running_b) = (
+        results["two"], results["one"])
+    assert float(loss_b.detach()) == pytest.approx(float(loss_a.detach()), rel=1e-5)
+    for key in ("d_real", "d_fake"):
+        assert float(stats_b[key]) == pytest.approx(float(stats_a[key]), rel=1e-5)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+               for a, b in zip(grads_a, grads_b, strict=True))
+    # The running statistics took the real batch's, then the fake batch's, as two passes do.
+    assert len(running_a) > 0
+    assert all(torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-7)
+               for a, b in zip(running_a, running_b, strict=True))
     sn = digits_trainer(tmp_path, "sn", **DCGAN, **{"train.joint_d_batch": True,
                                                     "model.d_spectral_norm": True})
     assert sn.objective.joint_batch

@@ -124,8 +124,8 @@ class TrainConfig:
     share_fake: bool = False
     # D's step judges the real and the fake batch in one forward pass of 2N: fewer, larger
     # kernels, and spectral norm's power iteration once per D step instead of once per batch.
-    # Only for a D without batch norm, whose statistics would mix the two batches (such a D
-    # keeps its two passes).
+    # DCGAN's D normalises each batch by its own statistics (gankit.nets.batchnorm); a D with
+    # other batch norm layers, whose statistics would mix the two batches, keeps its two passes.
     joint_d_batch: bool = False
     fused_optimizer: bool = False
     compile: bool = False

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
+from gankit.nets.batchnorm import PartwiseBatchNorm2d
 from gankit.nets.strided import StridedConv2d, StridedConvTranspose2d
 
 # Side of the first generator map (and of the last discriminator map) for each supported size,
@@ -223,7 +224,8 @@ class DCGANDiscriminator(nn.Module):
             # A bias right before batch norm would be cancelled by its mean subtraction.
             layers.append(StridedConv2d(channels, channels * 2, bias=not batchnorm))
             if batchnorm:
-                layers.append(nn.BatchNorm2d(channels * 2))
+                # Per stacked batch when D judges real and fake in one pass (train.joint_d_batch).
+                layers.append(PartwiseBatchNorm2d(channels * 2))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             channels, side = channels * 2, side // 2
         if hidden:

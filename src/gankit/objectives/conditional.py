@@ -13,6 +13,7 @@ from torch import nn
 
 from gankit import losses
 from gankit.errors import GankitError
+from gankit.nets.batchnorm import batch_norm_parts
 from gankit.objectives.base import PhaseResult
 from gankit.objectives.gan import GANObjective
 
@@ -84,8 +85,9 @@ class ConditionalGANObjective(GANObjective):
         if r1_due:
             images = images.detach().requires_grad_(True)
         if self.joint_batch:
-            logits, classes = self._judge(self.augmented(torch.cat([images, fake])),
-                                          torch.cat([labels, fake_labels]))
+            with batch_norm_parts(self.discriminator, 2):
+                logits, classes = self._judge(self.augmented(torch.cat([images, fake])),
+                                              torch.cat([labels, fake_labels]))
             (real_logits, fake_logits), (real_classes, fake_classes) = (
                 logits.chunk(2), (None, None) if classes is None else classes.chunk(2))
         else:

@@ -7,6 +7,7 @@ from torch import nn
 
 from gankit import losses
 from gankit.augment import diff_augment, parse_policy
+from gankit.nets.batchnorm import batch_norm_parts
 from gankit.objectives.base import Objective, PhaseResult
 
 
@@ -49,8 +50,9 @@ class GANObjective(Objective):
         # phase of the same latent, instead of the G phase generating it again.
         self.share_fake = False
         self._kept: tuple[torch.Tensor, torch.Tensor] | None = None
-        # Set by the loop (train.joint_d_batch) for a D without batch norm: D's phase judges
-        # the real and the fake batch in one forward pass of both.
+        # Set by the loop (train.joint_d_batch) for a D whose batch norm, if any, is partwise
+        # (gankit.nets.batchnorm): D's phase judges the real and the fake batch in one forward
+        # pass of both.
         self.joint_batch = False
 
     def fake_for_discriminator(self, latent: torch.Tensor) -> torch.Tensor:
@@ -91,7 +93,8 @@ class GANObjective(Objective):
         if r1_due:
             real = real.detach().requires_grad_(True)
         if self.joint_batch:
-            logits = self.discriminator(self.augmented(torch.cat([real, fake])))
+            with batch_norm_parts(self.discriminator, 2):
+                logits = self.discriminator(self.augmented(torch.cat([real, fake])))
             real_logits, fake_logits = logits.chunk(2)
         else:
             real_logits = self.discriminator(self.augmented(real))

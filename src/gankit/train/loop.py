@@ -25,6 +25,7 @@ from gankit.config import RunConfig, to_yaml
 from gankit.data.images import crop_padding
 from gankit.device import resolve_device, resolve_precision
 from gankit.errors import GankitError
+from gankit.nets.batchnorm import mixes_batch_statistics
 from gankit.objectives import Objective, build_objective
 from gankit.train import distributed
 from gankit.train.allocator import keep_freed_memory
@@ -138,7 +139,7 @@ class Trainer:
         if share and hasattr(self.objective, "share_fake"):
             self.objective.share_fake = True
         if (config.train.joint_d_batch and hasattr(self.objective, "joint_batch")
-                and not _has_batch_norm(self.objective.discriminator)):
+                and not mixes_batch_statistics(self.objective.discriminator)):
             self.objective.joint_batch = True
         if config.train.compile:
             # In place: state_dict keys, checkpoints and the EMA copy stay those of plain nets.
@@ -526,8 +527,3 @@ def _match_state_layout(optimizer: torch.optim.Optimizer) -> None:
 def _grad_norm(net: nn.Module) -> torch.Tensor:
     grads = [p.grad.detach().flatten() for p in net.parameters() if p.grad is not None]
     return torch.cat(grads).norm() if grads else torch.zeros(())
-
-
-def _has_batch_norm(net: nn.Module) -> bool:
-    """Whether any layer of `net` normalises by batch statistics (BatchNorm1d/2d/3d)."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
