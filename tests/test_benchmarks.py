@@ -30,6 +30,7 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
     (["precision.py", "toy-grid"], "gankit measures no FID on 'grid' data"),
     (["precision.py", "mnist-dcgan", "--seeds", "0,x"], "argument --seeds: '0,x' is not"),
     (["precision.py", "mnist-dcgan", "--jobs", "0"], "argument --jobs: 0 is too small"),
+    (["strided_layers.py", "--repeats", "0"], "argument --repeats: 0 must be >= 1"),
 ])
 def test_bad_arguments_are_one_line(args, message, tmp_path):
     # presets.py used to train toy-gaussian first, then raise a traceback at 'nope'.
@@ -123,3 +124,12 @@ def test_precision_trains_both_precisions_and_measures_each(tmp_path):
         # Each run computed in the precision its row names.
         report = (Path(row["run"]) / "report.md").read_text()
         assert f"| precision | {precision} |" in report
+
+
+def test_strided_layers_times_both_ways_of_a_layer():
+    # One small layer, one repeat: both ways give three positive timings under the layer's name.
+    layers = load_benchmark("strided_layers.py")
+    row = layers.time_layer(True, 16, 8, 4, batch=2, dtype=torch.float32, repeats=1)
+    assert row["layer"] == "ConvT(16 -> 8) from 4x4"
+    assert len(row["torch_ms"]) == len(row["product_ms"]) == 3
+    assert all(v > 0 for v in row["torch_ms"] + row["product_ms"])
