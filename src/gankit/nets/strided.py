@@ -8,11 +8,12 @@ product. As matrix products the weight gradient took 7 ms. Where the map is larg
 and the layers keep its kernels; so they do on a GPU.
 
 On a CPU without AMX only the weight gradient is a product. On an AMD EPYC with AVX-512 BF16 (2
-threads, batch 64, bf16) oneDNN ran the forward and the input gradient at the matmul's speed, but
-not the weight gradient on small maps: ConvT(512 -> 256) from 4x4 took 11.3, 10.4 and 23.0 ms
-for the three with oneDNN, against 18.6, 11.8 and 12.4 ms as products; Conv(256 -> 512) onto 4x4
-10.3, 11.7 and 23.3 ms against 11.5, 18.5 and 12.1 ms. The 64-px DCGAN's step took 528 ms with
-oneDNN throughout and 486 ms with the products' weight gradients.
+threads, batch 64, bf16; benchmarks/strided_layers.py) oneDNN ran the forward and the input
+gradient at the matmul's speed, but not the weight gradient on small maps: ConvT(512 -> 256) from
+4x4 took 11.1, 10.5 and 23.2 ms for the three with oneDNN, against 19.6, 11.9 and 12.2 ms as
+products; Conv(256 -> 512) onto 4x4 11.7, 13.1 and 26.0 ms against 12.7, 20.7 and 13.4 ms. The
+64-px DCGAN's step took 528 ms with oneDNN throughout and 486 ms with the products' weight
+gradients.
 
 The two layers are adjoint, so each one's input gradient is the other's forward:
 - Conv: forward conv_product(X, W); input gradient conv_transpose_product(G, W); weight
