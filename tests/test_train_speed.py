@@ -187,6 +187,14 @@ def test_fp16_needs_cuda_and_says_so_in_one_line(tmp_path):
         digits_trainer(tmp_path, "fp16", **{"train.precision": "fp16", "train.device": "cpu"})
 
 
+def judge(trainer, real, latent):
+    """One D phase of `trainer`: its loss, stats, D's gradients and D's buffers after it."""
+    discriminator = trainer.objective.discriminator
+    loss, stats = trainer.objective.discriminator_phase(real, latent)
+    grads = torch.autograd.grad(loss, list(discriminator.parameters()))
+    return loss, stats, grads, [b.clone() for b in discriminator.buffers()]
+
+
 def test_a_joint_discriminator_batch_computes_what_two_passes_do(tmp_path):
     # An MLP D without dropout or batch norm: one pass over [real; fake] is the two passes.
     separate = digits_trainer(tmp_path, "two", **{"model.d_dropout": 0})
@@ -199,13 +207,9 @@ def test_a_joint_discriminator_batch_computes_what_two_passes_do(tmp_path):
     joint.objective.discriminator.register_forward_pre_hook(lambda _, a: calls.append(len(a[0])))
     real = separate.data.sample(16, torch.Generator().manual_seed(0))
     latent = separate.objective.sample_latent(16, torch.Generator().manual_seed(1))
-    results = {}
-    for name, trainer in (("two", separate), ("one", joint)):
-        loss, stats = trainer.objective.discriminator_phase(real, latent)
-        grads = torch.autograd.grad(loss, list(trainer.objective.discriminator.parameters()))
-        results[name] = (loss, stats, grads)
+    loss_a, stats_a, grads_a, _ = judge(separate, real, latent)
+    loss_b, stats_b, grads_b, _ = judge(joint, real, latent)
     assert calls == [32]  # one forward of both batches
-    (loss_a, stats_a, grads_a), (loss_b, stats_b, grads_b) = results["two"], results["one"]
     assert float(loss_b.detach()) == pytest.approx(float(loss_a.detach()), rel=1e-6)
     for key in ("d_real", "d_fake", "r1_penalty"):
         assert float(stats_b[key]) == pytest.approx(float(stats_a[key]), rel=1e-5)
@@ -224,15 +228,8 @@ def test_a_joint_batch_through_dcgan_batch_norm_computes_what_two_passes_do(tmp_
     assert joint.objective.joint_batch and not separate.objective.joint_batch
     real = separate.data.sample(8, torch.Generator().manual_seed(0))
     latent = separate.objective.sample_latent(8, torch.Generator().manual_seed(1))
-    results = {}
-    for name, trainer in (("two", separate), ("one", joint)):
-        discriminator = trainer.objective.discriminator
-        loss, stats = trainer.objective.discriminator_phase(real, latent)
-        grads = torch.autograd.grad(loss, list(discriminator.parameters()))
-        running = [b.clone() for b in discriminator.buffers()]
-        results[name] = (loss, stats, grads, running)
-    (loss_a, stats_a, grads_a, running_a), (loss_b, stats_b, grads_b, running_b) = (
-        results["two"], results["one"])
+    loss_a, stats_a, grads_a, running_a = judge(separate, real, latent)
+    loss_b, stats_b, grads_b, running_b = judge(joint, real, latent)
     assert float(loss_b.detach()) == pytest.approx(float(loss_a.detach()), rel=1e-5)
     for key in ("d_real", "d_fake"):
         assert float(stats_b[key]) == pytest.approx(float(stats_a[key]), rel=1e-5)

@@ -26,11 +26,12 @@ class PartwiseBatchNorm2d(nn.BatchNorm2d):
     parts = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normalise = super().forward
         if self.parts == 1:
-            return super().forward(x)
+            return normalise(x)
         if len(x) % self.parts:
             raise ValueError(f"a batch of {len(x)} does not split into {self.parts} equal parts")
-        return torch.cat([nn.BatchNorm2d.forward(self, part) for part in x.chunk(self.parts)])
+        return torch.cat([normalise(part) for part in x.chunk(self.parts)])
 
 
 @contextlib.contextmanager
