@@ -85,6 +85,16 @@ def test_products_pass_first_and_second_order_gradient_checks(function, plan):
     assert gradgradcheck(lambda x, weight: function.apply(x, weight, plan), (x, weight))
 
 
+@pytest.mark.parametrize(("function", "plan", "x_shape"), [
+    (strided._ConvProduct, strided.ONE_CHANNEL_CONV, (2, 1, 4, 6)),
+    (strided._ConvTransposeProduct, strided.ONE_CHANNEL_CONV_TRANSPOSE, (2, 5, 2, 3))])
+def test_one_channel_plans_pass_first_and_second_order_gradient_checks(function, plan, x_shape):
+    x = randn(*x_shape).requires_grad_(True)
+    weight = randn(5, 1, 4, 4, seed=1).requires_grad_(True)  # Conv(1 -> 5), ConvT(5 -> 1)
+    assert gradcheck(lambda x, weight: function.apply(x, weight, plan), (x, weight))
+    assert gradgradcheck(lambda x, weight: function.apply(x, weight, plan), (x, weight))
+
+
 def test_r1_through_a_product_layer_matches_torch(monkeypatch):
     calls = counting(monkeypatch, "_ConvProduct")
     ours, theirs = pair(transposed=False, bias=True)
@@ -103,10 +113,16 @@ def test_r1_through_a_product_layer_matches_torch(monkeypatch):
 def test_path_choice_follows_the_measured_domain(monkeypatch, amx, plan):
     monkeypatch.setattr(strided, "CPU_HAS_AMX", amx)
     cpu = torch.empty(0)
-    assert strided.plan_for(cpu, (4, 4), 256 * 512) == plan  # Conv(256 -> 512) to 4x4
-    assert strided.plan_for(cpu, (7, 7), 192 * 96) == plan  # ConvT(192 -> 96) from 7x7
-    assert strided.plan_for(cpu, (16, 16), 64 * 128) is None  # a 16x16 map: oneDNN's
-    assert strided.plan_for(cpu, (7, 7), 32 * 64) is None  # few channels: oneDNN's
+    # (x, small side, small channels, large channels, transposed)
+    assert strided.plan_for(cpu, (4, 4), 512, 256, False) == plan  # Conv(256 -> 512) to 4x4
+    assert strided.plan_for(cpu, (7, 7), 192, 96, True) == plan  # ConvT(192 -> 96) from 7x7
+    assert strided.plan_for(cpu, (16, 16), 128, 64, False) is None  # a 16x16 map: oneDNN's
+    assert strided.plan_for(cpu, (7, 7), 64, 32, False) is None  # few channels: oneDNN's
+    # One channel on the large map, at any size: the scatter direction is a product and a fold.
+    assert strided.plan_for(cpu, (14, 14), 96, 1, True) == strided.ONE_CHANNEL_CONV_TRANSPOSE
+    assert strided.plan_for(cpu, (32, 32), 32, 1, False) == strided.ONE_CHANNEL_CONV
+    assert strided.plan_for(cpu, (16, 16), 64, 3, True) is None  # three channels: oneDNN's
+    assert strided.plan_for(torch.empty(0, device="meta"), (14, 14), 96, 1, True) is None
 
 
 @pytest.mark.parametrize(("transposed", "side"), [(False, (8, 8)), (True, (4, 4))])
@@ -132,6 +148,40 @@ def test_without_amx_only_the_weight_gradient_is_a_product(monkeypatch, transpos
         assert torch.allclose(mine, reference, rtol=1e-9, atol=1e-9)
 
 
+def test_conv_transpose_fold_equals_torch_conv_transpose():
+    for channels, outputs, side in ((5, 1, (3, 4)), (4, 2, (6, 6)), (96, 1, (14, 14))):
+        x, weight = randn(2, channels, *side), randn(channels, outputs, 4, 4, seed=1)
+        reference = torch.nn.functional.conv_transpose2d(x, weight, stride=2, padding=1)
+        out = strided.conv_transpose_fold(x, weight)
+        assert out.dtype == torch.float64 and out.shape == reference.shape
+        assert torch.allclose(out, reference, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_one_channel_layers_scatter_by_a_fold_and_equal_torch(monkeypatch, transposed):
+    # G's ConvT(96 -> 1) onto the image and D's Conv(1 -> 32) from it, on any CPU.
+    monkeypatch.setattr(strided, "CPU_HAS_AMX", False)
+    used = []
+    for name in ("conv_transpose_fold", "conv_transpose_product", "conv_product",
+                 "_weight_gradient"):
+        original = getattr(strided, name)
+        monkeypatch.setattr(strided, name,
+                            lambda *a, name=name, f=original: used.append(name) or f(*a))
+    channels, side = ((96, 1), (7, 7)) if transposed else ((1, 32), (14, 14))
+    ours, theirs = pair(transposed, bias=True, channels=channels)
+    ours.to(memory_format=torch.channels_last)
+    x = randn(3, channels[0], *side).contiguous(memory_format=torch.channels_last)
+    results = []
+    for layer in (ours, theirs):
+        xi = x.clone().requires_grad_(True)
+        out = layer(xi)
+        (out * randn(*out.shape, seed=1)).sum().backward()
+        results.append((out, xi.grad, layer.weight.grad, layer.bias.grad))
+    assert used == ["conv_transpose_fold"]  # the scatter only: forward or input gradient
+    for mine, reference in zip(*results, strict=True):
+        assert torch.allclose(mine, reference, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("transposed", [False, True])
 def test_large_maps_and_odd_sides_keep_torch_kernels(monkeypatch, transposed):
     calls = counting(monkeypatch, "_ConvTransposeProduct" if transposed else "_ConvProduct")
@@ -143,13 +193,15 @@ def test_large_maps_and_odd_sides_keep_torch_kernels(monkeypatch, transposed):
     assert calls == []
 
 
-@pytest.mark.parametrize("transposed", [False, True])
-def test_bf16_autocast_products_are_bf16_and_close_to_fp32(monkeypatch, transposed):
+@pytest.mark.parametrize(("transposed", "channels", "side"), [
+    (False, WIDE, 8), (True, WIDE, 4), (False, (1, 32), 14), (True, (96, 1), 7)])
+def test_bf16_autocast_products_are_bf16_and_close_to_fp32(monkeypatch, transposed, channels,
+                                                          side):
     calls = counting(monkeypatch, "_ConvTransposeProduct" if transposed else "_ConvProduct")
-    ours, theirs = pair(transposed, bias=True)
+    ours, theirs = pair(transposed, bias=True, channels=channels)
     ours.float().to(memory_format=torch.channels_last)
     theirs.float()
-    x = randn(4, WIDE[0], 4, 4, dtype=torch.float32).contiguous(
+    x = randn(4, channels[0], side, side, dtype=torch.float32).contiguous(
         memory_format=torch.channels_last).requires_grad_(True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = ours(x)
@@ -169,8 +221,9 @@ def test_wide_dcgan_nets_take_the_product_path_and_stay_torch_layers(monkeypatch
     discriminator = DCGANDiscriminator(image_shape=(1, 32, 32), width=32)
     images = generator(randn(2, 8, dtype=torch.float32))
     discriminator(images)
-    # G: ConvT(128 -> 64) from 4x4; D: Conv(64 -> 128) to 4x4 (the rest have larger maps).
-    assert transpose_calls == [1] and conv_calls == [1]
+    # G: ConvT(128 -> 64) from 4x4 and ConvT(32 -> 1) onto the image; D: Conv(1 -> 32) from the
+    # image and Conv(64 -> 128) to 4x4 (the rest have larger maps and more channels).
+    assert transpose_calls == [1, 1] and conv_calls == [1, 1]
     # Every stride-2 layer is one of ours, and still a torch conv to code that checks types.
     layers = [*generator.net, *discriminator.net]
     ours = [m for m in layers if isinstance(m, (StridedConv2d, StridedConvTranspose2d))]

@@ -108,7 +108,7 @@ def test_strided_products_train_like_torch_convs(tmp_path, monkeypatch):
     runs = {}
     for products in (True, False):
         calls = []
-        monkeypatch.setattr(strided, "plan_for", lambda *args, on=products, seen=calls:
+        monkeypatch.setattr(strided, "plan_for", lambda *args, on=products, seen=calls, **kw:
                             seen.append(on) or (strided.ALL_PRODUCTS if on else None))
         trainer = digits_trainer(tmp_path, f"products-{products}", **wide)
         first = trainer.train_step()
