@@ -5,8 +5,9 @@
 
 For each layer of mnist-dcgan and of the 64-px DCGAN, the median milliseconds of its forward, its
 input gradient and its weight gradient, computed by torch (oneDNN on a CPU) and as the products
-of gankit.nets.strided (im2col windows and one matmul). This is the measurement behind the
-products' domain and behind their Plan on CPUs with and without AMX. Writes the table as JSON
+of gankit.nets.strided (im2col windows and one matmul; a product and a fold for the scatter into
+one channel). This is the measurement behind the products' domains and behind their Plans on
+CPUs with and without AMX. Writes the table as JSON
 (default runs/bench/strided_layers.json).
 """
 
@@ -60,7 +61,7 @@ def time_layer(transposed: bool, c_in: int, c_out: int, side: int, batch: int, d
     # The products, each with the windows it needs (their copy is part of the cost).
     if transposed:
         product_ms = [
-            median_ms(lambda: strided.conv_transpose_product(x, weight), repeats),
+            median_ms(lambda: strided._conv_transpose(x, weight, product=True), repeats),
             median_ms(lambda: strided.conv_product(grad, weight), repeats),
             median_ms(lambda: strided._weight_gradient(
                 strided._rows(x), strided.patches(grad, side, side)), repeats)]
@@ -68,7 +69,7 @@ def time_layer(transposed: bool, c_in: int, c_out: int, side: int, batch: int, d
         half = side // 2
         product_ms = [
             median_ms(lambda: strided.conv_product(x, weight), repeats),
-            median_ms(lambda: strided.conv_transpose_product(grad, weight), repeats),
+            median_ms(lambda: strided._conv_transpose(grad, weight, product=True), repeats),
             median_ms(lambda: strided._weight_gradient(
                 strided._rows(grad), strided.patches(x, half, half)), repeats)]
     name = f"{'ConvT' if transposed else 'Conv'}({c_in} -> {c_out}) " + (

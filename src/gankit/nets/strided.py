@@ -7,15 +7,7 @@ machine's matmul speed (2 threads, batch 64, AVX-512 BF16 + AMX): Conv(256 -> 51
 product. As matrix products the weight gradient took 7 ms. Where the map is larger oneDNN wins,
 and the layers keep its kernels; so they do on a GPU.
 
-On a CPU without AMX only the weight gradient is a product.
-
-A layer whose large map has one channel (G's last layer and D's first on greyscale images) is
-slow in oneDNN in its scatter direction, a ConvT's forward and a Conv's input gradient, whatever
-the map's size: on the AMD EPYC (bf16, 2 threads, batch 64) ConvT(96 -> 1) from 14x14 took 1.80
-ms, ConvT(64 -> 1) from 32x32 6.1 ms. One product to the 16 taps of every output pixel and a fold
-(col2im) took 0.42 and 2.1 ms. mnist-dcgan's step ran 1.2-1.4 ms (3%) faster with it
-(interleaved pairs of steps, medians of 100). With three channels the fold lost (7.9 ms against
-6.9 for ConvT(64 -> 3) from 32x32), so it is only for one. On an AMD EPYC with AVX-512 BF16 (2
+On a CPU without AMX only the weight gradient is a product. On an AMD EPYC with AVX-512 BF16 (2
 threads, batch 64, bf16; benchmarks/strided_layers.py) oneDNN ran the forward and the input
 gradient at the matmul's speed, but not the weight gradient on small maps: ConvT(512 -> 256) from
 4x4 took 11.1, 10.5 and 23.2 ms for the three with oneDNN, against 19.6, 11.9 and 12.2 ms as
@@ -23,12 +15,21 @@ products; Conv(256 -> 512) onto 4x4 11.7, 13.1 and 26.0 ms against 12.7, 20.7 an
 64-px DCGAN's step took 528 ms with oneDNN throughout and 486 ms with the products' weight
 gradients.
 
+A layer whose large map has one channel (G's last layer and D's first on greyscale images) is
+slow in oneDNN in its scatter direction, a ConvT's forward and a Conv's input gradient, whatever
+the map's size: on the AMD EPYC ConvT(96 -> 1) from 14x14 took 1.80 ms, ConvT(64 -> 1) from 32x32
+6.1 ms. One product to the 16 taps of every output pixel and a fold (col2im) took 0.42 and 2.1
+ms. mnist-dcgan's step ran 1.2-1.7 ms (about 3%) faster with it (interleaved pairs of steps,
+medians of 80-100 pairs), faces-dcgan's 2.2 ms (2%). With three channels the fold lost (7.9 ms
+against 6.9 for ConvT(64 -> 3) from 32x32), so it is only for one.
+
 The two layers are adjoint, so each one's input gradient is the other's forward:
 - Conv: forward conv_product(X, W); input gradient conv_transpose_product(G, W); weight
   gradient G^T patches(X).
 - ConvTranspose: forward conv_transpose_product(X, W); input gradient conv_product(G, W); weight
   gradient X^T patches(G).
-Here `patches` is im2col: the 4x4 stride-2 windows of a map, one row per window. The backward
+Here `patches` is im2col: the 4x4 stride-2 windows of a map, one row per window; with one
+channel on the large map, conv_transpose_fold stands in for conv_transpose_product. The backward
 passes are written in differentiable operations, so R1 and the gradient penalty can
 differentiate through them.
 """
