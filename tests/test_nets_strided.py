@@ -125,27 +125,34 @@ def test_path_choice_follows_the_measured_domain(monkeypatch, amx, plan):
     assert strided.plan_for(torch.empty(0, device="meta"), (14, 14), 96, 1, True) is None
 
 
-@pytest.mark.parametrize(("transposed", "side"), [(False, (8, 8)), (True, (4, 4))])
-def test_without_amx_only_the_weight_gradient_is_a_product(monkeypatch, transposed, side):
-    # oneDNN's AVX-512 kernels run the forward and the input gradient at the matmul's speed.
-    monkeypatch.setattr(strided, "CPU_HAS_AMX", False)
+def paths_taken(monkeypatch, names, transposed, side, channels=WIDE) -> list[str]:
+    """Run our layer and torch's (channels_last, with bias) forward and backward on one input,
+    check that outputs and gradients agree, and return which of strided's `names` ran."""
     used = []
-    for name in ("conv_product", "conv_transpose_product", "_weight_gradient"):
+    for name in names:
         original = getattr(strided, name)
         monkeypatch.setattr(strided, name,
                             lambda *a, name=name, f=original: used.append(name) or f(*a))
-    ours, theirs = pair(transposed, bias=True)
+    ours, theirs = pair(transposed, bias=True, channels=channels)
     ours.to(memory_format=torch.channels_last)
-    x = randn(3, WIDE[0], *side).contiguous(memory_format=torch.channels_last)
+    x = randn(3, channels[0], *side).contiguous(memory_format=torch.channels_last)
     results = []
     for layer in (ours, theirs):
         xi = x.clone().requires_grad_(True)
         out = layer(xi)
         (out * randn(*out.shape, seed=1)).sum().backward()
         results.append((out, xi.grad, layer.weight.grad, layer.bias.grad))
-    assert used == ["_weight_gradient"]
     for mine, reference in zip(*results, strict=True):
         assert torch.allclose(mine, reference, rtol=1e-9, atol=1e-9)
+    return used
+
+
+@pytest.mark.parametrize(("transposed", "side"), [(False, (8, 8)), (True, (4, 4))])
+def test_without_amx_only_the_weight_gradient_is_a_product(monkeypatch, transposed, side):
+    # oneDNN's AVX-512 kernels run the forward and the input gradient at the matmul's speed.
+    monkeypatch.setattr(strided, "CPU_HAS_AMX", False)
+    names = ("conv_product", "conv_transpose_product", "_weight_gradient")
+    assert paths_taken(monkeypatch, names, transposed, side) == ["_weight_gradient"]
 
 
 def test_conv_transpose_fold_equals_torch_conv_transpose():
@@ -159,27 +166,12 @@ def test_conv_transpose_fold_equals_torch_conv_transpose():
 
 @pytest.mark.parametrize("transposed", [False, True])
 def test_one_channel_layers_scatter_by_a_fold_and_equal_torch(monkeypatch, transposed):
-    # G's ConvT(96 -> 1) onto the image and D's Conv(1 -> 32) from it, on any CPU.
+    # G's ConvT(96 -> 1) onto the image and D's Conv(1 -> 32) from it, on any CPU; the fold is
+    # the scatter only (the ConvT's forward, the Conv's input gradient).
     monkeypatch.setattr(strided, "CPU_HAS_AMX", False)
-    used = []
-    for name in ("conv_transpose_fold", "conv_transpose_product", "conv_product",
-                 "_weight_gradient"):
-        original = getattr(strided, name)
-        monkeypatch.setattr(strided, name,
-                            lambda *a, name=name, f=original: used.append(name) or f(*a))
+    names = ("conv_transpose_fold", "conv_transpose_product", "conv_product", "_weight_gradient")
     channels, side = ((96, 1), (7, 7)) if transposed else ((1, 32), (14, 14))
-    ours, theirs = pair(transposed, bias=True, channels=channels)
-    ours.to(memory_format=torch.channels_last)
-    x = randn(3, channels[0], *side).contiguous(memory_format=torch.channels_last)
-    results = []
-    for layer in (ours, theirs):
-        xi = x.clone().requires_grad_(True)
-        out = layer(xi)
-        (out * randn(*out.shape, seed=1)).sum().backward()
-        results.append((out, xi.grad, layer.weight.grad, layer.bias.grad))
-    assert used == ["conv_transpose_fold"]  # the scatter only: forward or input gradient
-    for mine, reference in zip(*results, strict=True):
-        assert torch.allclose(mine, reference, rtol=1e-9, atol=1e-9)
+    assert paths_taken(monkeypatch, names, transposed, side, channels) == ["conv_transpose_fold"]
 
 
 @pytest.mark.parametrize("transposed", [False, True])
