@@ -7,8 +7,7 @@ For each layer of mnist-dcgan and of the 64-px DCGAN, the median milliseconds of
 input gradient and its weight gradient, computed by torch (oneDNN on a CPU) and as the products
 of gankit.nets.strided (im2col windows and one matmul; a product and a fold for the scatter into
 one channel). This is the measurement behind the products' domains and behind their Plans on
-CPUs with and without AMX. Writes the table as JSON
-(default runs/bench/strided_layers.json).
+CPUs with and without AMX. Writes the table as JSON (default runs/bench/strided_layers.json).
 """
 
 from __future__ import annotations
