@@ -174,6 +174,18 @@ def test_one_channel_layers_scatter_by_a_fold_and_equal_torch(monkeypatch, trans
     assert paths_taken(monkeypatch, names, transposed, side, channels) == ["conv_transpose_fold"]
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_a_one_channel_conv_returns_the_memory_format_of_torchs(memory_format):
+    # Conv(1 -> 32)'s weight and a one-channel image pass is_contiguous in both formats.
+    ours, theirs = pair(False, bias=True, channels=(1, 32))
+    ours.to(memory_format=memory_format)
+    theirs.to(memory_format=memory_format)
+    x = randn(2, 1, 14, 14).contiguous(memory_format=memory_format)
+    out, reference = ours(x), theirs(x)
+    assert out.stride() == reference.stride()
+    assert torch.allclose(out, reference, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("transposed", [False, True])
 def test_large_maps_and_odd_sides_keep_torch_kernels(monkeypatch, transposed):
     calls = counting(monkeypatch, "_ConvTransposeProduct" if transposed else "_ConvProduct")

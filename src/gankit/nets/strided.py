@@ -251,10 +251,11 @@ def _autocast_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
 def _finish(out: torch.Tensor, bias: torch.Tensor | None, weight: torch.Tensor) -> torch.Tensor:
     """Add the bias and give the output the layer's memory format (channels_last when its
-    weight is, as train.channels_last sets it; else contiguous, as the oneDNN path returns)."""
+    weight is, as train.channels_last sets it; else contiguous, as the oneDNN path returns).
+    The channel stride decides: a one-channel weight passes is_contiguous in both formats."""
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
-    if weight.is_contiguous(memory_format=torch.channels_last):
+    if weight.stride(1) == 1 and weight.is_contiguous(memory_format=torch.channels_last):
         return out.contiguous(memory_format=torch.channels_last)
     return out.contiguous()
 
