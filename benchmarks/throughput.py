@@ -75,20 +75,29 @@ def matmul_peak(dtype: torch.dtype, repeats: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def build_case(name: str, levers: list[str], data_root, batch_size: int, threads: int):
-    preset, overrides = CASES[name]
+def build_trainer(name: str, preset: str, overrides: list[str], data_root, batch_size: int,
+                  threads: int, data: ImageData | None = None):
+    """The preset's trainer on the CPU as this benchmark times it: no EMA, no logging, the
+    preset's data unless `data` is given. Returns (trainer, config)."""
     common = [f"train.batch_size={batch_size}", f"train.threads={threads}", "train.ema=0",
               "log.progress=false", "log.tensorboard=false", "train.device=cpu"]
-    config = load_config(preset, [*overrides, *common, *levers])
+    config = load_config(preset, [*common, *overrides])
+    if data is None:
+        data = build_dataset(config.data, data_root)
+    trainer = Trainer(config, Path("/tmp/gankit-throughput") / name, data, progress=False)
+    return trainer, config
+
+
+def build_case(name: str, levers: list[str], data_root, batch_size: int, threads: int):
+    preset, overrides = CASES[name]
+    data = None
     if name == "dcgan-64":
         # Random 64-px RGB images in memory: the step's cost does not depend on their content.
         images = torch.randint(0, 256, (1024, 3, 64, 64), dtype=torch.uint8,
                                generator=torch.Generator().manual_seed(0))
         data = ImageData(images, torch.zeros(1024, dtype=torch.int64), name="random-64px")
-    else:
-        data = build_dataset(config.data, data_root)
-    trainer = Trainer(config, Path("/tmp/gankit-throughput") / name, data, progress=False)
-    return trainer, config
+    return build_trainer(name, preset, [*overrides, *levers], data_root, batch_size, threads,
+                         data)
 
 
 def as_reference(net: nn.Module) -> nn.Module:

@@ -31,6 +31,8 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
     (["precision.py", "mnist-dcgan", "--seeds", "0,x"], "argument --seeds: '0,x' is not"),
     (["precision.py", "mnist-dcgan", "--jobs", "0"], "argument --jobs: 0 is too small"),
     (["strided_layers.py", "--repeats", "0"], "argument --repeats: 0 must be >= 1"),
+    (["step_profile.py", "nope"], "unknown preset 'nope'"),
+    (["step_profile.py", "mnist-dcgan", "--fold-pairs", "-1"], "--fold-pairs: -1 must be >= 0"),
 ])
 def test_bad_arguments_are_one_line(args, message, tmp_path):
     # presets.py used to train toy-gaussian first, then raise a traceback at 'nope'.
@@ -133,3 +135,29 @@ def test_strided_layers_times_both_ways_of_a_layer():
     assert row["layer"] == "ConvT(16 -> 8) from 4x4"
     assert len(row["torch_ms"]) == len(row["product_ms"]) == 3
     assert all(v > 0 for v in row["torch_ms"] + row["product_ms"])
+
+
+def test_step_profile_switches_the_one_channel_fold_and_profiles_a_step(monkeypatch):
+    from gankit.nets import strided
+    from gankit.nets.strided import StridedConvTranspose2d
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports throughput.py beside it
+    step_profile = load_benchmark("step_profile.py")
+    monkeypatch.setattr(strided, "plan_for", strided.plan_for)  # put back after the test
+    folds = []
+    fold = strided.conv_transpose_fold
+    monkeypatch.setattr(strided, "conv_transpose_fold", lambda *a: folds.append(1) or fold(*a))
+    switch = step_profile.fold_switch()
+    layer, x = StridedConvTranspose2d(8, 1), torch.randn(2, 8, 7, 7)  # a one-channel layer
+    switch(False)
+    layer(x)
+    assert folds == []  # off: torch's layer
+    switch(True)
+    layer(x)
+    assert folds == [1]
+    times = step_profile.paired_ms(lambda: layer(x), switch, pairs=3)
+    assert len(times[True]) == len(times[False]) == 3
+    assert len(folds) == 1 + 1 + 3 * 2  # warm-up and two steps of each pair with it on
+    rows = step_profile.top_operations(lambda: layer(x), steps=2, rows=4)
+    assert len(rows) == 4 and any(row["op"] == "aten::mm" for row in rows)
+    assert all(row["self_ms"] >= 0 and row["calls"] > 0 for row in rows)

@@ -19,9 +19,9 @@ A layer whose large map has one channel (G's last layer and D's first on greysca
 slow in oneDNN in its scatter direction, a ConvT's forward and a Conv's input gradient, whatever
 the map's size: on the AMD EPYC ConvT(96 -> 1) from 14x14 took 1.80 ms, ConvT(64 -> 1) from 32x32
 6.1 ms. One product to the 16 taps of every output pixel and a fold (col2im) took 0.42 and 2.1
-ms. mnist-dcgan's step ran 1.2-1.7 ms (about 3%) faster with it (interleaved pairs of steps,
-medians of 80-100 pairs), faces-dcgan's 2.2 ms (2%). With three channels the fold lost (7.9 ms
-against 6.9 for ConvT(64 -> 3) from 32x32), so it is only for one.
+ms. mnist-dcgan's step ran 1.2-1.9 ms (3-4%) faster with it, faces-dcgan's 2.2-2.7 ms (under 2%)
+(benchmarks/step_profile.py --fold-pairs 100, batch 64). With three channels the fold lost (7.9
+ms against 6.9 for ConvT(64 -> 3) from 32x32), so it is only for one.
 
 The two layers are adjoint, so each one's input gradient is the other's forward:
 - Conv: forward conv_product(X, W); input gradient conv_transpose_product(G, W); weight

@@ -1,0 +1,130 @@
+"""Where gankit's training step spends its time, and what the one-channel fold saves.
+
+    python benchmarks/step_profile.py mnist-dcgan                      # the profile
+    python benchmarks/step_profile.py mnist-dcgan faces-dcgan --fold-pairs 100
+
+The step is benchmarks/throughput.py's (its default levers, no EMA, on the CPU). For each preset
+the table lists the operations with the most time of their own over --steps steps, by input
+shape, in ms and calls per step (torch.profiler). With --fold-pairs N the step then runs N pairs
+of two steps, the one-channel plans of gankit.nets.strided (a product and a fold) on in one and
+off in the other, alternating which goes first, and prints each side's median and 10th
+percentile ms per step: a shared machine's slow spells then hit both sides alike, where blocks
+timed one after the other differed by more than the fold saves. Writes JSON (default
+runs/bench/step_profile.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from throughput import DEFAULT_LEVERS, build_trainer, positive_int
+from torch.profiler import ProfilerActivity, profile
+
+from gankit.config import load_config
+from gankit.errors import GankitError
+from gankit.nets import strided
+
+
+def top_operations(step, steps: int, rows: int) -> list[dict]:
+    """The `rows` operations with the most self CPU time over `steps` steps, per step."""
+    step()  # warm-up: oneDNN builds its kernels on the first call
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
+        for _ in range(steps):
+            step()
+    events = sorted(profiler.key_averages(group_by_input_shape=True),
+                    key=lambda event: event.self_cpu_time_total, reverse=True)
+    return [{"op": event.key, "shapes": str([shape for shape in event.input_shapes if shape]),
+             "self_ms": round(event.self_cpu_time_total / 1000 / steps, 3),
+             "calls": round(event.count / steps, 2)} for event in events[:rows]]
+
+
+def fold_switch():
+    """A function that turns the one-channel plans on or off. It wraps strided.plan_for, which
+    the strided layers look up at each call, so the same trainer runs both ways."""
+    original = strided.plan_for
+    state = {"on": True}
+
+    def plan_for(x, small_side, small_channels, large_channels, transposed):
+        if large_channels == 1 and not state["on"]:
+            return None  # torch's layer throughout, as before the fold
+        return original(x, small_side, small_channels, large_channels, transposed)
+
+    strided.plan_for = plan_for
+    return lambda on: state.update(on=on)
+
+
+def paired_ms(step, switch, pairs: int) -> dict[bool, list[float]]:
+    """ms per step with the fold on (True) and off (False), one pair of two steps each at a time."""
+    for on in (True, False):
+        switch(on)
+        step()  # warm-up of each way
+    times = {True: [], False: []}
+    for index in range(pairs):
+        for on in (True, False) if index % 2 == 0 else (False, True):
+            switch(on)
+            started = time.perf_counter()
+            step()
+            step()
+            times[on].append((time.perf_counter() - started) / 2 * 1000)
+    switch(True)
+    return times
+
+
+def summary(times: list[float]) -> dict:
+    tenth = statistics.quantiles(times, n=10)[0] if len(times) > 1 else times[0]
+    return {"median_ms": round(statistics.median(times), 2), "p10_ms": round(tenth, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("presets", nargs="+")
+    parser.add_argument("--steps", type=positive_int, default=10, help="profiled steps")
+    parser.add_argument("--rows", type=positive_int, default=25)
+    parser.add_argument("--fold-pairs", type=int, default=0,
+                        help="pairs of steps with the one-channel fold on and off (0: none)")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--json", type=Path, default=Path("runs/bench/step_profile.json"))
+    args = parser.parse_args()
+    if args.fold_pairs < 0:
+        parser.error(f"argument --fold-pairs: {args.fold_pairs} must be >= 0")
+    try:
+        for preset in args.presets:
+            load_config(preset, [])
+    except GankitError as error:
+        parser.error(str(error))
+    torch.set_num_threads(args.threads)
+    switch = fold_switch()
+    results = []
+    for preset in args.presets:
+        trainer, _ = build_trainer(preset, preset, DEFAULT_LEVERS, args.data_root,
+                                   args.batch_size, args.threads)
+        result = {"preset": preset, "precision": trainer.precision,
+                  "operations": top_operations(trainer.train_step, args.steps, args.rows)}
+        print(f"{preset}: {trainer.precision}, batch {args.batch_size}, {args.threads} threads; "
+              f"self time per step over {args.steps} steps")
+        print("| op | input shapes | self ms | calls |")
+        print("|---|---|---|---|")
+        for row in result["operations"]:
+            print(f"| {row['op']} | {row['shapes']} | {row['self_ms']} | {row['calls']} |")
+        if args.fold_pairs:
+            times = paired_ms(trainer.train_step, switch, args.fold_pairs)
+            result["fold_on"], result["fold_off"] = summary(times[True]), summary(times[False])
+            print(f"{preset}, ms per step over {args.fold_pairs} pairs: fold on "
+                  f"{result['fold_on']}, off {result['fold_off']}")
+        results.append(result)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads,
+                                     "batch": args.batch_size, "results": results},
+                                    indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
