@@ -103,8 +103,11 @@ def main() -> None:
     switch = fold_switch()
     results = []
     for preset in args.presets:
-        trainer, _ = build_trainer(preset, preset, DEFAULT_LEVERS, args.data_root,
-                                   args.batch_size, args.threads)
+        try:
+            trainer, _ = build_trainer(preset, preset, DEFAULT_LEVERS, args.data_root,
+                                       args.batch_size, args.threads)
+        except GankitError as error:  # a missing dataset
+            parser.error(str(error))
         result = {"preset": preset, "precision": trainer.precision,
                   "operations": top_operations(trainer.train_step, args.steps, args.rows)}
         print(f"{preset}: {trainer.precision}, batch {args.batch_size}, {args.threads} threads; "

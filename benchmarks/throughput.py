@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gankit.config import load_config
 from gankit.data import build_dataset
 from gankit.data.images import ImageData
+from gankit.errors import GankitError
 from gankit.nets.dcgan import LatentProjection
 from gankit.nets.strided import StridedConv2d, StridedConvTranspose2d
 from gankit.objectives import build_objective
@@ -214,8 +215,11 @@ def main() -> None:
         parser.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
     torch.set_num_threads(args.threads)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    rows = [measure(name, args.levers, args.data_root, args.batch_size, args.threads,
-                    args.rounds, args.steps, peaks) for name in args.cases.split(",")]
+    try:
+        rows = [measure(name, args.levers, args.data_root, args.batch_size, args.threads,
+                        args.rounds, args.steps, peaks) for name in args.cases.split(",")]
+    except GankitError as error:  # a missing dataset, a bad lever
+        parser.error(str(error))
     keys = ["case", "width", "precision", "plain_img_s", "gankit_img_s", "speedup",
             "gflop_per_step", "gankit_gflop_s", "plain_fp32_peak_share", "fp32_peak_share",
             "bf16_peak_share"]

@@ -33,6 +33,10 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
     (["strided_layers.py", "--repeats", "0"], "argument --repeats: 0 must be >= 1"),
     (["step_profile.py", "nope"], "unknown preset 'nope'"),
     (["step_profile.py", "mnist-dcgan", "--fold-pairs", "-1"], "--fold-pairs: -1 must be >= 0"),
+    (["step_profile.py", "mnist-dcgan", "--data-root", "/nonexistent"],
+     "mnist train split not found"),
+    (["throughput.py", "--cases", "mnist-dcgan", "--data-root", "/nonexistent"],
+     "mnist train split not found"),
 ])
 def test_bad_arguments_are_one_line(args, message, tmp_path):
     # presets.py used to train toy-gaussian first, then raise a traceback at 'nope'.
