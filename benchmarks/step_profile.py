@@ -4,10 +4,12 @@
     python benchmarks/step_profile.py mnist-dcgan faces-dcgan --fold-pairs 100
 
 The step is benchmarks/throughput.py's (its default levers, no EMA, on the CPU). For each preset
-the table lists the operations with the most time of their own over --steps steps, by input
-shape, in ms and calls per step (torch.profiler). With --fold-pairs N the step then runs N pairs
-of two steps, the one-channel plans of gankit.nets.strided (a product and a fold) on in one and
-off in the other, alternating which goes first, and prints each side's median and 10th
+it prints what a step costs with and without torch.profiler running, as median ms and minor page
+faults per step (a fault is a fresh page's first touch; the profiler's own allocations change
+which buffers get fresh pages), then the operations with the most time of their own over --steps
+profiled steps, by input shape, in ms and calls per step. With --fold-pairs N the step then runs
+N pairs of two steps, the one-channel plans of gankit.nets.strided (a product and a fold) on in
+one and off in the other, alternating which goes first, and prints each side's median and 10th
 percentile ms per step: a shared machine's slow spells then hit both sides alike, where blocks
 timed one after the other differed by more than the fold saves. Writes JSON (default
 runs/bench/step_profile.json).
@@ -16,7 +18,9 @@ runs/bench/step_profile.json).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -41,6 +45,22 @@ def top_operations(step, steps: int, rows: int) -> list[dict]:
     return [{"op": event.key, "shapes": str([shape for shape in event.input_shapes if shape]),
              "self_ms": round(event.self_cpu_time_total / 1000 / steps, 3),
              "calls": round(event.count / steps, 2)} for event in events[:rows]]
+
+
+def step_costs(step, steps: int, profiled: bool) -> dict:
+    """Median ms and mean minor page faults per step over `steps` steps, under torch.profiler
+    when `profiled`."""
+    times, faults = [], []
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) if profiled \
+            else contextlib.nullcontext():
+        for _ in range(steps):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            started = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - started) * 1000)
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return {"median_ms": round(statistics.median(times), 2),
+            "faults_per_step": round(statistics.mean(faults), 1)}
 
 
 def fold_switch():
@@ -108,10 +128,18 @@ def main() -> None:
                                        args.batch_size, args.threads)
         except GankitError as error:  # a missing dataset
             parser.error(str(error))
-        result = {"preset": preset, "precision": trainer.precision,
-                  "operations": top_operations(trainer.train_step, args.steps, args.rows)}
+        result = {"preset": preset, "precision": trainer.precision}
+        for _ in range(5):  # warm-up: oneDNN's kernels, the allocator's pools
+            trainer.train_step()
+        for profiled in (False, True):
+            result["profiled" if profiled else "unprofiled"] = step_costs(
+                trainer.train_step, args.steps, profiled)
+        result["operations"] = top_operations(trainer.train_step, args.steps, args.rows)
         print(f"{preset}: {trainer.precision}, batch {args.batch_size}, {args.threads} threads; "
-              f"self time per step over {args.steps} steps")
+              f"a step {result['unprofiled']['median_ms']} ms with "
+              f"{result['unprofiled']['faults_per_step']} page faults, under the profiler "
+              f"{result['profiled']['median_ms']} ms with {result['profiled']['faults_per_step']}; "
+              f"self time per step over {args.steps} profiled steps")
         print("| op | input shapes | self ms | calls |")
         print("|---|---|---|---|")
         for row in result["operations"]:

@@ -165,3 +165,17 @@ def test_step_profile_switches_the_one_channel_fold_and_profiles_a_step(monkeypa
     rows = step_profile.top_operations(lambda: layer(x), steps=2, rows=4)
     assert len(rows) == 4 and any(row["op"] == "aten::mm" for row in rows)
     assert all(row["self_ms"] >= 0 and row["calls"] > 0 for row in rows)
+
+
+def test_step_profile_counts_a_steps_page_faults_with_and_without_the_profiler(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    step_profile = load_benchmark("step_profile.py")
+    # 64 MiB is above glibc's largest mmap threshold, so every step maps and touches fresh pages:
+    # 16,384 of 4 KiB, or 32 where transparent huge pages are always on.
+    fresh = lambda: torch.ones(2**24).sum()  # noqa: E731
+    for profiled in (False, True):
+        costs = step_profile.step_costs(fresh, steps=3, profiled=profiled)
+        assert costs["faults_per_step"] >= 32
+        assert costs["median_ms"] > 0
+    quiet = step_profile.step_costs(lambda: None, steps=3, profiled=False)
+    assert quiet["faults_per_step"] < 16
