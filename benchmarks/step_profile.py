@@ -5,14 +5,14 @@
 
 The step is benchmarks/throughput.py's (its default levers, no EMA, on the CPU). For each preset
 it prints what a step costs with and without torch.profiler running, as median ms and minor page
-faults per step (a fault is a fresh page's first touch; the profiler's own allocations change
-which buffers get fresh pages), then the operations with the most time of their own over --steps
-profiled steps, by input shape, in ms and calls per step. With --fold-pairs N the step then runs
-N pairs of two steps, the one-channel plans of gankit.nets.strided (a product and a fold) on in
-one and off in the other, alternating which goes first, and prints each side's median and 10th
-percentile ms per step: a shared machine's slow spells then hit both sides alike, where blocks
-timed one after the other differed by more than the fold saves. Writes JSON (default
-runs/bench/step_profile.json).
+faults per step (a fault is a fresh page's first touch: gankit keeps freed memory, see
+gankit.train.allocator, but under the profiler some buffers come fresh each step), then the
+operations with the most time of their own over --steps profiled steps, by input shape, in ms
+and calls per step. With --fold-pairs N the step then runs N pairs of two steps, the one-channel
+plans of gankit.nets.strided (a product and a fold) on in one and off in the other, alternating
+which goes first, and prints each side's median and 10th percentile ms per step: a shared
+machine's slow spells then hit both sides alike, where blocks timed one after the other differed
+by more than the fold saves. Writes JSON (default runs/bench/step_profile.json).
 """
 
 from __future__ import annotations
