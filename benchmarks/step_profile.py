@@ -1,7 +1,8 @@
-"""Where gankit's training step spends its time, and what the one-channel fold saves.
+"""Where gankit's training step spends its time, and what two of its reformulations save.
 
     python benchmarks/step_profile.py mnist-dcgan                      # the profile
     python benchmarks/step_profile.py mnist-dcgan faces-dcgan --fold-pairs 100
+    python benchmarks/step_profile.py fashion-resnet --pool-pairs 100
 
 The step is benchmarks/throughput.py's (its default levers, no EMA, on the CPU). For each preset
 it prints what a step costs with and without torch.profiler running, as median ms and minor page
@@ -12,7 +13,9 @@ and calls per step. With --fold-pairs N the step then runs N pairs of two steps,
 plans of gankit.nets.strided (a product and a fold) on in one and off in the other, alternating
 which goes first, and prints each side's median and 10th percentile ms per step: a shared
 machine's slow spells then hit both sides alike, where blocks timed one after the other differed
-by more than the fold saves. Writes JSON (default runs/bench/step_profile.json).
+by more than the fold saves. --pool-pairs N does the same for the SN-ResNet D's avgpool folded
+into its conv's kernel (gankit.nets.resnet.PooledConv2d). Writes JSON (default
+runs/bench/step_profile.json).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from torch.profiler import ProfilerActivity, profile
 from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.nets import strided
+from gankit.nets.resnet import PooledConv2d
 
 
 def top_operations(step, steps: int, rows: int) -> list[dict]:
@@ -78,8 +82,20 @@ def fold_switch():
     return lambda on: state.update(on=on)
 
 
+def pool_switch(trainer):
+    """A function that turns the avgpool folded into the conv kernel (PooledConv2d, the SN-ResNet
+    D's) on or off in `trainer`'s nets; off, they convolve and then pool."""
+    pooled = [module for module in trainer.objective.modules() if isinstance(module, PooledConv2d)]
+
+    def switch(on: bool) -> None:
+        for module in pooled:
+            module.pool_in_kernel = on
+    return switch
+
+
 def paired_ms(step, switch, pairs: int) -> dict[bool, list[float]]:
-    """ms per step with the fold on (True) and off (False), one pair of two steps each at a time."""
+    """ms per step with a switch on (True) and off (False), one pair of two steps each at a
+    time."""
     for on in (True, False):
         switch(on)
         step()  # warm-up of each way
@@ -107,20 +123,23 @@ def main() -> None:
     parser.add_argument("--rows", type=positive_int, default=25)
     parser.add_argument("--fold-pairs", type=int, default=0,
                         help="pairs of steps with the one-channel fold on and off (0: none)")
+    parser.add_argument("--pool-pairs", type=int, default=0,
+                        help="pairs of steps with the avgpool in the conv kernel and without")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--json", type=Path, default=Path("runs/bench/step_profile.json"))
     args = parser.parse_args()
-    if args.fold_pairs < 0:
-        parser.error(f"argument --fold-pairs: {args.fold_pairs} must be >= 0")
+    for name in ("fold_pairs", "pool_pairs"):
+        if getattr(args, name) < 0:
+            parser.error(f"argument --{name.replace('_', '-')}: {getattr(args, name)} must be >= 0")
     try:
         for preset in args.presets:
             load_config(preset, [])
     except GankitError as error:
         parser.error(str(error))
     torch.set_num_threads(args.threads)
-    switch = fold_switch()
+    fold = fold_switch()
     results = []
     for preset in args.presets:
         try:
@@ -144,11 +163,14 @@ def main() -> None:
         print("|---|---|---|---|")
         for row in result["operations"]:
             print(f"| {row['op']} | {row['shapes']} | {row['self_ms']} | {row['calls']} |")
-        if args.fold_pairs:
-            times = paired_ms(trainer.train_step, switch, args.fold_pairs)
-            result["fold_on"], result["fold_off"] = summary(times[True]), summary(times[False])
-            print(f"{preset}, ms per step over {args.fold_pairs} pairs: fold on "
-                  f"{result['fold_on']}, off {result['fold_off']}")
+        for name, switch, pairs in (("fold", fold, args.fold_pairs),
+                                    ("pool", pool_switch(trainer), args.pool_pairs)):
+            if pairs:
+                times = paired_ms(trainer.train_step, switch, pairs)
+                result[f"{name}_on"] = summary(times[True])
+                result[f"{name}_off"] = summary(times[False])
+                print(f"{preset}, ms per step over {pairs} pairs: {name} on "
+                      f"{result[f'{name}_on']}, off {result[f'{name}_off']}")
         results.append(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads,

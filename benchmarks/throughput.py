@@ -36,6 +36,7 @@ from gankit.data import build_dataset
 from gankit.data.images import ImageData
 from gankit.errors import GankitError
 from gankit.nets.dcgan import LatentProjection
+from gankit.nets.resnet import PooledConv2d
 from gankit.nets.strided import StridedConv2d, StridedConvTranspose2d
 from gankit.objectives import build_objective
 from gankit.train.loop import Trainer
@@ -102,10 +103,14 @@ def build_case(name: str, levers: list[str], data_root, batch_size: int, threads
 
 
 def as_reference(net: nn.Module) -> nn.Module:
-    """`net` with DCGAN's convs as pytorch/examples has them: torch's nn.ConvTranspose2d and
-    nn.Conv2d (gankit computes some as matrix products: LatentProjection, gankit.nets.strided)."""
+    """`net` with its convs as the reference code has them: DCGAN's as torch's
+    nn.ConvTranspose2d and nn.Conv2d (gankit computes some as matrix products: LatentProjection,
+    gankit.nets.strided), and the SN-ResNet D's conv then avgpool where gankit folds the pool
+    into the conv's kernel (PooledConv2d)."""
     for name, child in list(net.named_children()):
-        if isinstance(child, (LatentProjection, StridedConvTranspose2d, StridedConv2d)):
+        if isinstance(child, PooledConv2d):
+            child.pool_in_kernel = False
+        elif isinstance(child, (LatentProjection, StridedConvTranspose2d, StridedConv2d)):
             kind = nn.Conv2d if isinstance(child, StridedConv2d) else nn.ConvTranspose2d
             conv = kind(child.in_channels, child.out_channels, child.kernel_size, child.stride,
                         child.padding, bias=child.bias is not None)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 import gankit
 
@@ -34,6 +35,7 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
     (["strided_layers.py", "--repeats", "0"], "argument --repeats: 0 must be >= 1"),
     (["step_profile.py", "nope"], "unknown preset 'nope'"),
     (["step_profile.py", "mnist-dcgan", "--fold-pairs", "-1"], "--fold-pairs: -1 must be >= 0"),
+    (["step_profile.py", "mnist-dcgan", "--pool-pairs", "-2"], "--pool-pairs: -2 must be >= 0"),
     (["step_profile.py", "mnist-dcgan", "--data-root", "/nonexistent"],
      "mnist train split not found"),
     (["throughput.py", "--cases", "mnist-dcgan", "--data-root", "/nonexistent"],
@@ -168,6 +170,22 @@ def test_step_profile_switches_the_one_channel_fold_and_profiles_a_step(monkeypa
     assert all(row["self_ms"] >= 0 and row["calls"] > 0 for row in rows)
 
 
+def test_step_profile_switches_the_avgpool_in_the_kernel(monkeypatch):
+    from types import SimpleNamespace
+
+    from gankit.nets.resnet import PooledConv2d, ResNetDiscriminator
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    step_profile = load_benchmark("step_profile.py")
+    trainer = SimpleNamespace(objective=nn.ModuleList([ResNetDiscriminator((1, 32, 32), 4)]))
+    pooled = [m for m in trainer.objective.modules() if isinstance(m, PooledConv2d)]
+    switch = step_profile.pool_switch(trainer)
+    switch(False)
+    assert len(pooled) == 2 and not any(m.pool_in_kernel for m in pooled)
+    switch(True)
+    assert all(m.pool_in_kernel for m in pooled)
+
+
 def test_step_profile_counts_a_steps_page_faults_with_and_without_the_profiler(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     step_profile = load_benchmark("step_profile.py")
@@ -182,3 +200,19 @@ def test_step_profile_counts_a_steps_page_faults_with_and_without_the_profiler(m
         assert costs["median_ms"] > 0
     quiet = step_profile.step_costs(lambda: None, steps=3, profiled=False)
     assert quiet["faults_per_step"] < 8
+
+
+def test_the_plain_step_computes_the_reference_layers():
+    from gankit.nets.dcgan import DCGANGenerator
+    from gankit.nets.resnet import PooledConv2d, ResNetDiscriminator
+    from gankit.nets.strided import StridedConvTranspose2d
+
+    throughput = load_benchmark("throughput.py")
+    discriminator = throughput.as_reference(ResNetDiscriminator((1, 32, 32), width=4))
+    pooled = [m for m in discriminator.modules() if isinstance(m, PooledConv2d)]
+    assert len(pooled) == 2 and not any(m.pool_in_kernel for m in pooled)  # conv, then avgpool
+    generator = throughput.as_reference(DCGANGenerator(latent_dim=8, image_shape=(1, 28, 28),
+                                                       width=8))
+    assert not any(isinstance(m, StridedConvTranspose2d) for m in generator.modules())
+    assert all(type(m) is nn.ConvTranspose2d for m in generator.modules()
+               if isinstance(m, nn.ConvTranspose2d))

@@ -26,9 +26,11 @@ from gankit.nets.resnet import (
     DiscriminatorBlock,
     GeneratorBlock,
     OptimizedBlock,
+    PooledConv2d,
     ResNetDiscriminator,
     ResNetGenerator,
     SumPool,
+    pooled_kernel,
 )
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -85,7 +87,7 @@ def test_up_and_down_blocks_change_resolution_and_channels():
     assert OptimizedBlock(3, 6)(torch.randn(2, 3, 8, 8)).shape == (2, 6, 4, 4)
     down = DiscriminatorBlock(4, 6, downsample=True)
     assert down(torch.randn(2, 4, 8, 8)).shape == (2, 6, 4, 4)
-    assert isinstance(down.residual[-1], nn.AvgPool2d)
+    assert isinstance(down.residual[-1], PooledConv2d)  # its last conv and the avgpool
     same = DiscriminatorBlock(4, 4)
     assert same(torch.randn(2, 4, 8, 8)).shape == (2, 4, 8, 8)
     # Same shape in and out: the shortcut is the identity, with no weights.
@@ -108,6 +110,59 @@ def test_generator_block_follows_sngan():
     upsample = nn.Upsample(scale_factor=2, mode="nearest")
     assert torch.allclose(block.shortcut(features), block.shortcut[0](upsample(features)),
                           atol=1e-6)
+
+
+def test_pooled_conv_equals_conv_then_avgpool_with_all_gradients():
+    torch.manual_seed(0)
+    conv = PooledConv2d(3, 5).double()
+    for side in (8, 7):  # an odd side: the pool drops the last row and column, and so does it
+        x = torch.randn(2, 3, side, side, dtype=torch.float64, requires_grad=True)
+        pooled = conv(x)
+        grads = torch.autograd.grad(pooled.square().sum(), (x, conv.weight, conv.bias))
+        reference = nn.functional.avg_pool2d(nn.functional.conv2d(x, conv.weight, conv.bias,
+                                                                  padding=1), 2)
+        expected = torch.autograd.grad(reference.square().sum(), (x, conv.weight, conv.bias))
+        assert pooled.shape == reference.shape == (2, 5, side // 2, side // 2)
+        torch.testing.assert_close(pooled, reference, rtol=0, atol=1e-12)
+        for got, want in zip(grads, expected, strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    # pool_in_kernel=False is the reference computation itself.
+    conv.pool_in_kernel = False
+    torch.testing.assert_close(conv(x), reference, rtol=0, atol=0)
+    # R1 and the gradient penalty differentiate D's input gradient once more.
+    conv.pool_in_kernel = True
+    x = torch.randn(1, 3, 6, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(conv, (x,))
+    assert torch.autograd.gradgradcheck(conv, (x,))
+
+
+def test_pooled_kernel_is_the_3x3_kernel_averaged_over_the_pools_offsets():
+    weight = torch.arange(9.0).view(1, 1, 3, 3)  # rows 0 1 2 / 3 4 5 / 6 7 8
+    kernel = pooled_kernel(weight)[0, 0]
+    assert kernel.shape == (4, 4)
+    # Corners see one offset, edges two, the middle four: e.g. (0,0) = w00/4, (1,1) =
+    # (w11 + w10 + w01 + w00)/4 = (4 + 3 + 1 + 0)/4.
+    assert kernel[0, 0] == 0 and kernel[3, 3] == 8 / 4 and kernel[0, 3] == 2 / 4
+    assert kernel[1, 1] == (4 + 3 + 1 + 0) / 4 and kernel[0, 1] == (1 + 0) / 4
+    assert kernel.sum() == weight.sum()  # each tap lands in four places, each time /4
+
+
+def test_discriminator_keeps_its_3x3_weights_and_checkpoint_keys():
+    discriminator = ResNetDiscriminator(image_shape=(1, 32, 32), width=WIDTH)
+    shapes = {key: tuple(value.shape) for key, value in discriminator.state_dict().items()}
+    # The convs before the pools are still 3x3 convs under spectral norm, at their old keys.
+    for key in ("net.0.residual.2", "net.1.residual.3"):
+        assert shapes[f"{key}.parametrizations.weight.original"] == (WIDTH, WIDTH, 3, 3)
+        assert shapes[f"{key}.bias"] == (WIDTH,)
+    assert not any(".residual.4." in key for key in shapes)  # the pool had no weights
+    # With spectral norm, the pooled kernel path equals conv then avgpool (eval: u held fixed).
+    discriminator.eval()
+    images = torch.randn(3, 1, 32, 32)
+    pooled = discriminator(images)
+    for module in discriminator.modules():
+        if isinstance(module, PooledConv2d):
+            module.pool_in_kernel = False
+    torch.testing.assert_close(pooled, discriminator(images), rtol=1e-5, atol=1e-5)
 
 
 def test_generator_batchnorm_has_default_eps_and_momentum():
