@@ -21,7 +21,6 @@ runs/bench/step_profile.json).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import resource
 import statistics
@@ -38,33 +37,30 @@ from gankit.nets import strided
 from gankit.nets.resnet import PooledConv2d
 
 
-def top_operations(step, steps: int, rows: int) -> list[dict]:
-    """The `rows` operations with the most self CPU time over `steps` steps, per step."""
+def step_costs(step, steps: int) -> dict:
+    """Median ms and mean minor page faults per step over `steps` steps."""
+    times, faults = [], []
+    for _ in range(steps):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        started = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - started) * 1000)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return {"median_ms": round(statistics.median(times), 2),
+            "faults_per_step": round(statistics.mean(faults), 1)}
+
+
+def top_operations(step, steps: int, rows: int) -> tuple[list[dict], dict]:
+    """The `rows` operations with the most self CPU time over `steps` steps, per step, and
+    those profiled steps' step_costs."""
     step()  # warm-up: oneDNN builds its kernels on the first call
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
-        for _ in range(steps):
-            step()
+        costs = step_costs(step, steps)
     events = sorted(profiler.key_averages(group_by_input_shape=True),
                     key=lambda event: event.self_cpu_time_total, reverse=True)
     return [{"op": event.key, "shapes": str([shape for shape in event.input_shapes if shape]),
              "self_ms": round(event.self_cpu_time_total / 1000 / steps, 3),
-             "calls": round(event.count / steps, 2)} for event in events[:rows]]
-
-
-def step_costs(step, steps: int, profiled: bool) -> dict:
-    """Median ms and mean minor page faults per step over `steps` steps, under torch.profiler
-    when `profiled`."""
-    times, faults = [], []
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) if profiled \
-            else contextlib.nullcontext():
-        for _ in range(steps):
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            started = time.perf_counter()
-            step()
-            times.append((time.perf_counter() - started) * 1000)
-            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    return {"median_ms": round(statistics.median(times), 2),
-            "faults_per_step": round(statistics.mean(faults), 1)}
+             "calls": round(event.count / steps, 2)} for event in events[:rows]], costs
 
 
 def fold_switch():
@@ -150,10 +146,9 @@ def main() -> None:
         result = {"preset": preset, "precision": trainer.precision}
         for _ in range(5):  # warm-up: oneDNN's kernels, the allocator's pools
             trainer.train_step()
-        for profiled in (False, True):
-            result["profiled" if profiled else "unprofiled"] = step_costs(
-                trainer.train_step, args.steps, profiled)
-        result["operations"] = top_operations(trainer.train_step, args.steps, args.rows)
+        result["unprofiled"] = step_costs(trainer.train_step, args.steps)
+        result["operations"], result["profiled"] = top_operations(trainer.train_step, args.steps,
+                                                                  args.rows)
         print(f"{preset}: {trainer.precision}, batch {args.batch_size}, {args.threads} threads; "
               f"a step {result['unprofiled']['median_ms']} ms with "
               f"{result['unprofiled']['faults_per_step']} page faults, under the profiler "
