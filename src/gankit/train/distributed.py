@@ -49,8 +49,10 @@ def setup(device_type: str) -> Ranks:
 
 def average_gradients(net: nn.Module, world: int) -> None:
     """Replace each gradient of `net` by its mean over the ranks (one flat all-reduce)."""
+    if world <= 1:
+        return
     grads = [p.grad for p in net.parameters() if p.grad is not None]
-    if world <= 1 or not grads:
+    if not grads:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)

@@ -36,22 +36,13 @@ from gankit.train.checkpoint import (
     set_aside_after,
 )
 from gankit.train.ema import WeightAverage
+from gankit.train.optimizers import make_optimizer
 from gankit.train.pictures import RunPictures
 from gankit.train.report import append_metrics, drop_metrics_after, write_report
 
 CONFIG_FILE = "config.yaml"
 # The names shown in the progress bar, in order, for the stats an objective reports.
 PROGRESS_NAMES = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
-
-
-def make_optimizer(params: list[nn.Parameter], name: str, lr: float, momentum: float,
-                   betas: list[float], fused: bool = False) -> torch.optim.Optimizer:
-    """SGD with momentum (the seeds' choice) or Adam; `fused` updates all weights in one kernel."""
-    # fused=None is torch's own choice (its for-each or per-tensor loop), not "off".
-    fused = True if fused else None
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, fused=fused)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=fused)
 
 
 @contextlib.contextmanager
