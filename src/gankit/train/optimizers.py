@@ -34,12 +34,11 @@ class FusedAdam(torch.optim.Adam):
         if group["amsgrad"]:
             lists.append(max_exp_avg_sqs)
         for index, param in enumerate(params_with_grad):
-            tensors = [tensors[index] for tensors in lists]
             # Only where all of them share the channels_last layout (they do after backward:
             # autograd hands a weight its gradient in the weight's own layout).
             if (param.dim() == 4 and not param.is_contiguous()
                     and param.is_contiguous(memory_format=torch.channels_last)
-                    and all(t.stride() == param.stride() for t in tensors)):
+                    and all(tensors[index].stride() == param.stride() for tensors in lists)):
                 for tensors in lists:
                     tensors[index] = _flat_view(tensors[index])
         return has_complex
