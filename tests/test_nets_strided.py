@@ -79,11 +79,9 @@ def test_products_equal_torch_convs_in_output_and_gradients(monkeypatch, transpo
 def test_products_pass_first_and_second_order_gradient_checks(function, plan):
     # Second order: R1 and the gradient penalty differentiate D's input gradient.
     x = randn(2, 3, 4, 6).requires_grad_(True)
-    if function is strided._ConvProduct:  # the conv takes its bias (torch's kernel adds it)
-        inputs = (x, randn(5, 3, 4, 4, seed=1).requires_grad_(True),
-                  randn(5, seed=2).requires_grad_(True))
-    else:
-        inputs = (x, randn(3, 5, 4, 4, seed=1).requires_grad_(True))
+    shape = (5, 3, 4, 4) if function is strided._ConvProduct else (3, 5, 4, 4)
+    # With the bias (5 outputs either way), which torch's kernel adds in its own pass.
+    inputs = (x, randn(*shape, seed=1).requires_grad_(True), randn(5, seed=2).requires_grad_(True))
     assert gradcheck(lambda *inputs: function.apply(*inputs, plan), inputs)
     assert gradgradcheck(lambda *inputs: function.apply(*inputs, plan), inputs)
 
@@ -94,9 +92,8 @@ def test_products_pass_first_and_second_order_gradient_checks(function, plan):
 def test_one_channel_plans_pass_first_and_second_order_gradient_checks(function, plan, x_shape):
     x = randn(*x_shape).requires_grad_(True)
     weight = randn(5, 1, 4, 4, seed=1).requires_grad_(True)  # Conv(1 -> 5), ConvT(5 -> 1)
-    inputs = (x, weight)
-    if function is strided._ConvProduct:
-        inputs += (randn(5, seed=2).requires_grad_(True),)
+    out_channels = 5 if function is strided._ConvProduct else 1
+    inputs = (x, weight, randn(out_channels, seed=2).requires_grad_(True))
     assert gradcheck(lambda *inputs: function.apply(*inputs, plan), inputs)
     assert gradgradcheck(lambda *inputs: function.apply(*inputs, plan), inputs)
 

@@ -161,13 +161,17 @@ def _conv(x: torch.Tensor, weight: torch.Tensor, product: bool,
     return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
-def _conv_transpose(x: torch.Tensor, weight: torch.Tensor, product: bool) -> torch.Tensor:
-    """conv_transpose2d(x, weight, stride=2, padding=1) as a product or by torch's kernel."""
-    if product and weight.shape[1] == 1:
-        return conv_transpose_fold(x, weight)
-    if product:
-        return conv_transpose_product(x, weight)
-    return F.conv_transpose2d(x, weight, stride=2, padding=1)
+def _conv_transpose(x: torch.Tensor, weight: torch.Tensor, product: bool,
+                    bias: torch.Tensor | None = None) -> torch.Tensor:
+    """conv_transpose2d(x, weight, bias, stride=2, padding=1) as a product or by torch's kernel
+    (which adds the bias in the same pass, as in _conv)."""
+    if not product:
+        return F.conv_transpose2d(x, weight, bias, stride=2, padding=1)
+    if weight.shape[1] == 1:
+        out = conv_transpose_fold(x, weight)
+    else:
+        out = conv_transpose_product(x, weight)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
 def _torch_weight_gradient(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
@@ -207,16 +211,18 @@ class _ConvProduct(torch.autograd.Function):
 
 class _ConvTransposeProduct(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, plan):
+    def forward(ctx, x, weight, bias, plan):
         ctx.save_for_backward(x, weight)
         ctx.plan = plan
-        return _conv_transpose(x, weight, plan.forward)
+        return _conv_transpose(x, weight, plan.forward, bias=bias)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         plan = ctx.plan
-        grad_x = grad_weight = None
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum((0, 2, 3))
         # The gradient's windows, shared by both products when both are products.
         windows = None
         if plan.weight_grad and ctx.needs_input_grad[1]:
@@ -228,7 +234,7 @@ class _ConvTransposeProduct(torch.autograd.Function):
                 grad_weight = _weight_gradient(_rows(x), windows)
             else:
                 grad_weight = _torch_weight_gradient(grad, x, weight, transposed=True)
-        return grad_x, grad_weight, None
+        return grad_x, grad_weight, grad_bias, None
 
 
 def plan_for(x: torch.Tensor, small_side: tuple[int, int], small_channels: int,
@@ -254,12 +260,10 @@ def _autocast_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     return x, weight, bias
 
 
-def _finish(out: torch.Tensor, bias: torch.Tensor | None, weight: torch.Tensor) -> torch.Tensor:
-    """Add the bias and give the output the layer's memory format (channels_last when its
-    weight is, as train.channels_last sets it; else contiguous, as the oneDNN path returns).
-    The channel stride decides: a one-channel weight passes is_contiguous in both formats."""
-    if bias is not None:
-        out = out + bias.view(1, -1, 1, 1)
+def _finish(out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The output in the layer's memory format (channels_last when its weight is, as
+    train.channels_last sets it; else contiguous, as the oneDNN path returns). The channel
+    stride decides: a one-channel weight passes is_contiguous in both formats."""
     if weight.stride(1) == 1 and weight.is_contiguous(memory_format=torch.channels_last):
         return out.contiguous(memory_format=torch.channels_last)
     return out.contiguous()
@@ -280,7 +284,7 @@ class StridedConv2d(nn.Conv2d):
         if plan is None:
             return super().forward(x)
         x, weight, bias = _autocast_inputs(x, self.weight, self.bias)
-        return _finish(_ConvProduct.apply(x, weight, bias, plan), None, self.weight)
+        return _finish(_ConvProduct.apply(x, weight, bias, plan), self.weight)
 
 
 class StridedConvTranspose2d(nn.ConvTranspose2d):
@@ -298,4 +302,4 @@ class StridedConvTranspose2d(nn.ConvTranspose2d):
         if plan is None:
             return super().forward(x, output_size)
         x, weight, bias = _autocast_inputs(x, self.weight, self.bias)
-        return _finish(_ConvTransposeProduct.apply(x, weight, plan), bias, self.weight)
+        return _finish(_ConvTransposeProduct.apply(x, weight, bias, plan), self.weight)
