@@ -51,8 +51,8 @@ MIN_CHANNEL_PRODUCT = 8192
 # Without AMX (the weight gradient alone) the product wins from fewer channels. On the AMD EPYC,
 # batch 128, bf16: Conv(32 -> 64) onto 7x7 1.7 ms against oneDNN's 2.1, Conv(48 -> 96) 3.7
 # against 3.9; batch 64, ConvT(64 -> 32) from 7x7 0.79 against 1.05. Steps, median paired
-# difference over 100 pairs: mnist-dcgan 1.6-1.9 ms (4%) faster, stacked-mnist 2.3 ms (7%),
-# fashion-dcgan 0.8 ms. On 16x16 maps oneDNN stayed 1.2-2x faster.
+# difference over 100-200 pairs: mnist-dcgan 0.8-1.9 ms (2-5%) faster in four runs,
+# stacked-mnist 2.3 ms (7%), fashion-dcgan 0.8 ms. On 16x16 maps oneDNN stayed 1.2-2x faster.
 MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT = 2048
 # With AMX all three products of a layer in the domain are matrix products; without it only the
 # weight gradient (module docstring).
@@ -256,11 +256,10 @@ def plan_for(x: torch.Tensor, small_side: tuple[int, int], small_channels: int,
     rows, cols = small_side
     if rows * cols > MAX_POSITIONS:
         return None
+    channels = small_channels * large_channels
     if CPU_HAS_AMX:
-        return ALL_PRODUCTS if small_channels * large_channels >= MIN_CHANNEL_PRODUCT else None
-    if small_channels * large_channels >= MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT:
-        return WEIGHT_GRADIENT_ONLY
-    return None
+        return ALL_PRODUCTS if channels >= MIN_CHANNEL_PRODUCT else None
+    return WEIGHT_GRADIENT_ONLY if channels >= MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT else None
 
 
 def _autocast_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
