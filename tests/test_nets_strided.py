@@ -19,9 +19,12 @@ WIDE = (96, 96)
 
 
 @pytest.fixture(autouse=True)
-def amx(monkeypatch):
-    """The product path's tests take it on any CPU: the domain as on one with AMX."""
+def products_anywhere(monkeypatch):
+    """The product path's tests take it on any CPU and in any dtype (fp64 checks it closely):
+    the domain as on one with AMX, in bf16."""
     monkeypatch.setattr(strided, "CPU_HAS_AMX", True)
+    monkeypatch.setattr(strided, "PRODUCT_DTYPES",
+                        frozenset({torch.bfloat16, torch.float32, torch.float64}))
 
 
 def randn(*shape, seed=0, dtype=torch.float64):
@@ -128,6 +131,28 @@ def test_path_choice_follows_the_measured_domain(monkeypatch, amx, plan):
     assert strided.plan_for(cpu, (32, 32), 32, 1, False) == strided.ONE_CHANNEL_CONV
     assert strided.plan_for(cpu, (16, 16), 64, 3, True) is None  # three channels: oneDNN's
     assert strided.plan_for(torch.empty(0, device="meta"), (14, 14), 96, 1, True) is None
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_products_only_in_bf16_and_the_one_channel_fold_in_any_dtype(monkeypatch, amx):
+    # oneDNN's fp32 weight gradient beat the products (module docstring).
+    monkeypatch.setattr(strided, "CPU_HAS_AMX", amx)
+    monkeypatch.setattr(strided, "PRODUCT_DTYPES", frozenset({torch.bfloat16}))
+    plan = strided.ALL_PRODUCTS if amx else strided.WEIGHT_GRADIENT_ONLY
+    fp32 = torch.empty(0)
+    for x in (fp32, fp32.double()):
+        assert strided.plan_for(x, (7, 7), 192, 96, True) is None
+        assert strided.plan_for(x, (14, 14), 96, 1, True) == strided.ONE_CHANNEL_CONV_TRANSPOSE
+    assert strided.plan_for(fp32.bfloat16(), (7, 7), 192, 96, True) == plan
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # an fp32 input that autocast casts
+        assert strided.plan_for(fp32, (7, 7), 192, 96, True) == plan
+    calls = counting(monkeypatch, "_ConvTransposeProduct")
+    layer, x = StridedConvTranspose2d(*WIDE), randn(2, WIDE[0], 4, 4, dtype=torch.float32)
+    layer(x)
+    assert calls == []  # fp32: torch's layer
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        layer(x)
+    assert calls == [1]
 
 
 def paths_taken(monkeypatch, names, transposed, side, channels=WIDE) -> list[str]:

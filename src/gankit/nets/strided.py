@@ -15,6 +15,12 @@ products; Conv(256 -> 512) onto 4x4 11.7, 13.1 and 26.0 ms against 12.7, 20.7 an
 64-px DCGAN's step took 528 ms with oneDNN throughout and 486 ms with the products' weight
 gradients.
 
+All of that is bf16. In fp32 oneDNN's weight gradient beat the product on every layer of the
+domain (AMD EPYC, 2 threads): ConvT(192 -> 96) from 7x7 8.2 ms against 12.5 (batch 64), Conv(32
+-> 64) onto 7x7 1.7 against 3.8 and Conv(256 -> 512) onto 4x4 47 against 49 (batch 128),
+ConvT(256 -> 128) from 8x8 21 against 26. So the products are for bf16 only; the one-channel
+fold below won in both (ConvT(96 -> 1) from 14x14 in fp32: 0.53 ms against 3.0).
+
 A layer whose large map has one channel (G's last layer and D's first on greyscale images) is
 slow in oneDNN in its scatter direction, a ConvT's forward and a Conv's input gradient, whatever
 the map's size: on the AMD EPYC ConvT(96 -> 1) from 14x14 took 1.80 ms, ConvT(64 -> 1) from 32x32
@@ -57,6 +63,9 @@ MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT = 2048
 # With AMX all three products of a layer in the domain are matrix products; without it only the
 # weight gradient (module docstring).
 CPU_HAS_AMX = torch.cpu._is_amx_tile_supported()
+# The dtypes a layer in the domain computes in for the products to pay (module docstring); the
+# one-channel fold pays in any.
+PRODUCT_DTYPES = frozenset({torch.bfloat16})
 
 
 class Plan(NamedTuple):
@@ -247,14 +256,15 @@ class _ConvTransposeProduct(torch.autograd.Function):
 def plan_for(x: torch.Tensor, small_side: tuple[int, int], small_channels: int,
              large_channels: int, transposed: bool) -> Plan | None:
     """The Plan of a Conv (or a ConvT when `transposed`) for input `x`, or None for torch's layer
-    throughout (out of the domains, or not on a CPU). The small map is the Conv's output or the
-    ConvT's input, with its side and channels; the large map is the other one."""
+    throughout (out of the domains, in a dtype other than bf16, or not on a CPU). The small map
+    is the Conv's output or the ConvT's input, with its side and channels; the large map is the
+    other one."""
     if x.device.type != "cpu":
         return None
     if large_channels == 1:
         return ONE_CHANNEL_CONV_TRANSPOSE if transposed else ONE_CHANNEL_CONV
     rows, cols = small_side
-    if rows * cols > MAX_POSITIONS:
+    if rows * cols > MAX_POSITIONS or _compute_dtype(x) not in PRODUCT_DTYPES:
         return None
     channels = small_channels * large_channels
     if CPU_HAS_AMX:
@@ -262,10 +272,17 @@ def plan_for(x: torch.Tensor, small_side: tuple[int, int], small_channels: int,
     return WEIGHT_GRADIENT_ONLY if channels >= MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT else None
 
 
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a conv of `x` computes in: autocast's where it is on (as _autocast_inputs)."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
 def _autocast_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
     """Cast as autocast would cast them for a conv (the products bypass its conv rule)."""
     if torch.is_autocast_enabled(x.device.type):
-        dtype = torch.get_autocast_dtype(x.device.type)
+        dtype = _compute_dtype(x)
         return x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)
     return x, weight, bias
 
