@@ -57,8 +57,8 @@ MIN_CHANNEL_PRODUCT = 8192
 # Without AMX (the weight gradient alone) the product wins from fewer channels. On the AMD EPYC,
 # batch 128, bf16: Conv(32 -> 64) onto 7x7 1.7 ms against oneDNN's 2.1, Conv(48 -> 96) 3.7
 # against 3.9; batch 64, ConvT(64 -> 32) from 7x7 0.79 against 1.05. Steps, median paired
-# difference over 100-200 pairs: mnist-dcgan 0.8-1.9 ms (2-5%) faster in four runs,
-# stacked-mnist 2.3 ms (7%), fashion-dcgan 0.8 ms. On 16x16 maps oneDNN stayed 1.2-2x faster.
+# difference over 100-200 pairs: mnist-dcgan 0.8-1.9 ms (2-5%) faster in four runs, stacked-mnist
+# in bf16 2.3 ms (7%), fashion-dcgan 0.8 ms. On 16x16 maps oneDNN stayed 1.2-2x faster.
 MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT = 2048
 # With AMX all three products of a layer in the domain are matrix products; without it only the
 # weight gradient (module docstring).
