@@ -282,7 +282,7 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 def _autocast_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
     """Cast as autocast would cast them for a conv (the products bypass its conv rule)."""
     if torch.is_autocast_enabled(x.device.type):
-        dtype = _compute_dtype(x)
+        dtype = torch.get_autocast_dtype(x.device.type)
         return x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)
     return x, weight, bias
 
