@@ -15,11 +15,13 @@ products; Conv(256 -> 512) onto 4x4 11.7, 13.1 and 26.0 ms against 12.7, 20.7 an
 64-px DCGAN's step took 528 ms with oneDNN throughout and 486 ms with the products' weight
 gradients.
 
-All of that is bf16. In fp32 oneDNN's weight gradient beat the product on every layer of the
-domain (AMD EPYC, 2 threads): ConvT(192 -> 96) from 7x7 8.2 ms against 12.5 (batch 64), Conv(32
--> 64) onto 7x7 1.7 against 3.8 and Conv(256 -> 512) onto 4x4 47 against 49 (batch 128),
-ConvT(256 -> 128) from 8x8 21 against 26. So the products are for bf16 only; the one-channel
-fold below won in both (ConvT(96 -> 1) from 14x14 in fp32: 0.53 ms against 3.0).
+All of that is bf16. In fp32 oneDNN's weight gradient beat the product on the AMD EPYC
+(benchmarks/strided_layers.py --dtype fp32, batch 64): ConvT(192 -> 96) from 7x7 10.5 ms
+against 14.9, Conv(32 -> 64) onto 7x7 1.2 against 2.3, Conv(128 -> 256) onto 8x8 21.6 against
+27.9; only ConvT(512 -> 256) from 4x4 went either way between runs. fp32 steps ran faster
+without the products (mnist-dcgan 60.0 ms against 66.3, the 64-px DCGAN 749 against 793), so
+they are for bf16 only; the one-channel fold below won in both (ConvT(96 -> 1) from 14x14 in
+fp32: 0.53 ms against 3.0).
 
 A layer whose large map has one channel (G's last layer and D's first on greyscale images) is
 slow in oneDNN in its scatter direction, a ConvT's forward and a Conv's input gradient, whatever
