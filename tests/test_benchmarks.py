@@ -33,6 +33,9 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
     (["precision.py", "mnist-dcgan", "--seeds", "0,x"], "argument --seeds: '0,x' is not"),
     (["precision.py", "mnist-dcgan", "--jobs", "0"], "argument --jobs: 0 is too small"),
     (["strided_layers.py", "--repeats", "0"], "argument --repeats: 0 must be >= 1"),
+    (["padding_taps.py", "--pairs", "0"], "argument --pairs: 0 must be >= 1"),
+    (["padding_taps.py", "--throughput", "/nonexistent.json"],
+     "--throughput /nonexistent.json: [Errno 2]"),
     (["step_profile.py", "nope"], "unknown preset 'nope'"),
     (["step_profile.py", "mnist-dcgan", "--fold-pairs", "-1"], "--fold-pairs: -1 must be >= 0"),
     (["step_profile.py", "mnist-dcgan", "--pool-pairs", "-2"], "--pool-pairs: -2 must be >= 0"),
@@ -142,6 +145,60 @@ def test_strided_layers_times_both_ways_of_a_layer():
     assert row["layer"] == "ConvT(16 -> 8) from 4x4"
     assert len(row["torch_ms"]) == len(row["product_ms"]) == 3
     assert all(v > 0 for v in row["torch_ms"] + row["product_ms"])
+
+
+def test_padding_taps_counts_the_taps_inside_the_map(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports throughput.py beside it
+    taps = load_benchmark("padding_taps.py")
+    # Onto 4x4 from 8x8: per axis the first output's first tap and the last one's last fall on
+    # the padding, 14 of 16 inside; from 14x14 26 of 28, from 28x28 54 of 56.
+    assert taps.inside_share(8) == pytest.approx((14 / 16) ** 2)
+    assert taps.inside_share(14) == pytest.approx((26 / 28) ** 2)
+    assert taps.inside_share(28) == pytest.approx((54 / 56) ** 2)
+    # One Conv2d(2 -> 3) onto 4x4 and a Linear: only the conv's FLOPs shrink.
+    net = nn.Sequential(nn.Conv2d(2, 3, 4, 2, 1), nn.Flatten(), nn.Linear(48, 1))
+    shares = {}
+    handles = taps.layer_shares(net, "Sequential", shares)
+    x = torch.randn(5, 2, 8, 8)
+    net(x)
+    for handle in handles:
+        handle.remove()
+    assert shares == {"Sequential.0": pytest.approx((14 / 16) ** 2)}
+    flops = taps.count_flops(lambda: net(x), shares)
+    conv, linear = 2 * 5 * 16 * 3 * 2 * 16, 2 * 5 * 48
+    assert flops["counted_gflop"] == round((conv + linear) / 1e9, 2)
+    shares["Sequential.0"] = 0.5  # big enough numbers to see the share in rounded GFLOP
+    big = torch.randn(4000, 2, 8, 8)
+    flops = taps.count_flops(lambda: net(big), shares)
+    conv, linear = 2 * 4000 * 16 * 3 * 2 * 16, 2 * 4000 * 48
+    assert flops == {"counted_gflop": round((conv + linear) / 1e9, 2),
+                     "inside_gflop": round((conv / 2 + linear) / 1e9, 2)}
+
+
+def test_padding_taps_ceilings_from_a_throughput_run(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    taps = load_benchmark("padding_taps.py")
+    run = {"matmul_peak_gflop_s": {"fp32": 200.0, "bf16": 400.0}, "rows": [
+        {"case": "dcgan-64", "precision": "bf16", "batch": 64, "speedup": 2.0,
+         "plain_img_s": 64.0, "gankit_img_s": 128.0},  # 1 s and 0.5 s a step
+        {"case": "fashion-resnet", "precision": "bf16", "batch": 64, "speedup": 2.2,
+         "plain_img_s": 600.0, "gankit_img_s": 1320.0}]}
+    flops = {"dcgan-64": {"gankit": {"counted_gflop": 200.0, "inside_gflop": 160.0}}}
+    (row,) = taps.ceilings(run, flops)
+    # At 400 GFLOP/s: 0.5 s counted, 0.4 s inside, against the plain step's 1 s. 2.5x needs
+    # 0.4 s: 160 / 0.4 = 400 GFLOP/s inside, all of the peak; it ran at 160 / 0.5 = 320.
+    assert row == {"case": "dcgan-64", "speedup": 2.0, "bf16_peak": 400.0,
+                   "ceiling_counted": 2.0, "ceiling_inside": 2.5, "share_needed_inside": 1.0,
+                   "share_measured_inside": 0.8}
+
+
+def test_padding_taps_times_both_ways_of_a_layer(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    taps = load_benchmark("padding_taps.py")
+    for transposed, name in ((True, "ConvT(4 -> 2) from 4x4"), (False, "Conv(4 -> 2) onto 2x2")):
+        row = taps.time_layer(transposed, 4, 2, 4, batch=2, dtype=torch.float32, pairs=1)
+        assert row["layer"] == name and row["padding_ms"] > 0 and row["every_tap_ms"] > 0
+        assert row["inside_share"] == round(taps.inside_share(8 if transposed else 4), 3)
 
 
 def test_step_profile_switches_the_one_channel_fold_and_profiles_a_step(monkeypatch):
