@@ -1,8 +1,10 @@
-"""Where gankit's training step spends its time, and what two of its reformulations save.
+"""Where gankit's training step spends its time, and what some of its reformulations save.
 
     python benchmarks/step_profile.py mnist-dcgan                      # the profile
     python benchmarks/step_profile.py mnist-dcgan faces-dcgan --fold-pairs 100
     python benchmarks/step_profile.py fashion-resnet --pool-pairs 100
+    python benchmarks/step_profile.py mnist-dcgan --wgrad-domain-pairs 100
+    python benchmarks/step_profile.py mnist-dcgan --levers train.precision=fp32 --bf16-only-pairs 60
 
 The step is benchmarks/throughput.py's (its default levers, no EMA, on the CPU). For each preset
 it prints what a step costs with and without torch.profiler running, as median ms and minor page
@@ -11,11 +13,19 @@ gankit.train.allocator, but under the profiler some buffers come fresh each step
 operations with the most time of their own over --steps profiled steps, by input shape, in ms
 and calls per step. With --fold-pairs N the step then runs N pairs of two steps, the one-channel
 plans of gankit.nets.strided (a product and a fold) on in one and off in the other, alternating
-which goes first, and prints each side's median and 10th percentile ms per step: a shared
+which goes first, and prints each side's median and 10th percentile ms per step and the median
+of the pairs' differences: a shared
 machine's slow spells then hit both sides alike, where blocks timed one after the other differed
-by more than the fold saves. --pool-pairs N does the same for the SN-ResNet D's avgpool folded
-into its conv's kernel (gankit.nets.resnet.PooledConv2d). Writes JSON (default
-runs/bench/step_profile.json).
+by more than the fold saves. The other pairings do the same for:
+- --pool-pairs: the SN-ResNet D's avgpool folded into its conv's kernel
+  (gankit.nets.resnet.PooledConv2d), on, or a conv and then the pool;
+- --wgrad-domain-pairs: without AMX, the weight gradient's products from 2,048 in x out channels
+  (strided.MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT), on, or from 8,192 as all three products start
+  with AMX (a CPU with AMX never reads the constant, so both sides are the same there);
+- --bf16-only-pairs: the products in bf16 only (strided.PRODUCT_DTYPES), on, or in any dtype;
+  it matters with --levers train.precision=fp32.
+--levers adds overrides to the benchmark's levers (throughput.DEFAULT_LEVERS), e.g.
+train.precision=fp32. Writes JSON (default runs/bench/step_profile.json).
 """
 
 from __future__ import annotations
@@ -89,6 +99,30 @@ def pool_switch(trainer):
     return switch
 
 
+PAIRINGS = ("fold", "pool", "wgrad-domain", "bf16-only")
+
+
+def constant_switch(name: str, off_value):
+    """A function that sets gankit.nets.strided's constant `name` to its own value (on) or to
+    `off_value` (off). plan_for reads the constants at each call, so the same trainer runs both
+    ways."""
+    on_value = getattr(strided, name)
+    return lambda on: setattr(strided, name, on_value if on else off_value)
+
+
+def pairings(trainer, fold) -> dict[str, object]:
+    """The switches --NAME-pairs times, by NAME (module docstring); `fold` is fold_switch()'s,
+    made once, since it wraps strided.plan_for."""
+    return {
+        "fold": fold,
+        "pool": pool_switch(trainer),
+        "wgrad-domain": constant_switch("MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT",
+                                        strided.MIN_CHANNEL_PRODUCT),
+        "bf16-only": constant_switch("PRODUCT_DTYPES", frozenset(
+            {torch.bfloat16, torch.float16, torch.float32, torch.float64})),
+    }
+
+
 def paired_ms(step, switch, pairs: int) -> dict[bool, list[float]]:
     """ms per step with a switch on (True) and off (False), one pair of two steps each at a
     time."""
@@ -117,21 +151,24 @@ def main() -> None:
     parser.add_argument("presets", nargs="+")
     parser.add_argument("--steps", type=positive_int, default=10, help="profiled steps")
     parser.add_argument("--rows", type=positive_int, default=25)
-    parser.add_argument("--fold-pairs", type=int, default=0,
-                        help="pairs of steps with the one-channel fold on and off (0: none)")
-    parser.add_argument("--pool-pairs", type=int, default=0,
-                        help="pairs of steps with the avgpool in the conv kernel and without")
+    for name in PAIRINGS:
+        parser.add_argument(f"--{name}-pairs", type=int, default=0,
+                            help=f"pairs of steps with the {name} switch on and off (0: none)")
+    parser.add_argument("--levers", nargs="*", default=[],
+                        help="overrides added to the benchmark's levers")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--json", type=Path, default=Path("runs/bench/step_profile.json"))
     args = parser.parse_args()
-    for name in ("fold_pairs", "pool_pairs"):
-        if getattr(args, name) < 0:
-            parser.error(f"argument --{name.replace('_', '-')}: {getattr(args, name)} must be >= 0")
+    pairs = {name: getattr(args, name.replace("-", "_") + "_pairs") for name in PAIRINGS}
+    for name, count in pairs.items():
+        if count < 0:
+            parser.error(f"argument --{name}-pairs: {count} must be >= 0")
+    levers = [*DEFAULT_LEVERS, *args.levers]
     try:
         for preset in args.presets:
-            load_config(preset, [])
+            load_config(preset, levers)
     except GankitError as error:
         parser.error(str(error))
     torch.set_num_threads(args.threads)
@@ -139,7 +176,7 @@ def main() -> None:
     results = []
     for preset in args.presets:
         try:
-            trainer, _ = build_trainer(preset, preset, DEFAULT_LEVERS, args.data_root,
+            trainer, _ = build_trainer(preset, preset, levers, args.data_root,
                                        args.batch_size, args.threads)
         except GankitError as error:  # a missing dataset
             parser.error(str(error))
@@ -158,18 +195,21 @@ def main() -> None:
         print("|---|---|---|---|")
         for row in result["operations"]:
             print(f"| {row['op']} | {row['shapes']} | {row['self_ms']} | {row['calls']} |")
-        for name, switch, pairs in (("fold", fold, args.fold_pairs),
-                                    ("pool", pool_switch(trainer), args.pool_pairs)):
-            if pairs:
-                times = paired_ms(trainer.train_step, switch, pairs)
+        for name, switch in pairings(trainer, fold).items():
+            if pairs[name]:
+                times = paired_ms(trainer.train_step, switch, pairs[name])
                 result[f"{name}_on"] = summary(times[True])
                 result[f"{name}_off"] = summary(times[False])
-                print(f"{preset}, ms per step over {pairs} pairs: {name} on "
-                      f"{result[f'{name}_on']}, off {result[f'{name}_off']}")
+                differences = [on - off for on, off in zip(times[True], times[False], strict=True)]
+                result[f"{name}_paired_difference_ms"] = round(statistics.median(differences), 2)
+                print(f"{preset}, ms per step over {pairs[name]} pairs: {name} on "
+                      f"{result[f'{name}_on']}, off {result[f'{name}_off']}, median paired "
+                      f"difference (on - off) {result[f'{name}_paired_difference_ms']}")
         results.append(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads,
-                                     "batch": args.batch_size, "results": results},
+                                     "batch": args.batch_size, "levers": levers,
+                                     "results": results},
                                     indent=2) + "\n")
     print(f"wrote {args.json}")
 

@@ -39,6 +39,9 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
     (["step_profile.py", "nope"], "unknown preset 'nope'"),
     (["step_profile.py", "mnist-dcgan", "--fold-pairs", "-1"], "--fold-pairs: -1 must be >= 0"),
     (["step_profile.py", "mnist-dcgan", "--pool-pairs", "-2"], "--pool-pairs: -2 must be >= 0"),
+    (["step_profile.py", "mnist-dcgan", "--wgrad-domain-pairs", "-3"],
+     "--wgrad-domain-pairs: -3 must be >= 0"),
+    (["step_profile.py", "mnist-dcgan", "--levers", "train.precision=fp8"], "train.precision"),
     (["step_profile.py", "mnist-dcgan", "--data-root", "/nonexistent"],
      "mnist train split not found"),
     (["throughput.py", "--cases", "mnist-dcgan", "--data-root", "/nonexistent"],
@@ -241,6 +244,33 @@ def test_step_profile_switches_the_avgpool_in_the_kernel(monkeypatch):
     assert len(pooled) == 2 and not any(m.pool_in_kernel for m in pooled)
     switch(True)
     assert all(m.pool_in_kernel for m in pooled)
+
+
+def test_step_profile_switches_the_products_domain_and_dtypes(monkeypatch):
+    from types import SimpleNamespace
+
+    from gankit.nets import strided
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    step_profile = load_benchmark("step_profile.py")
+    monkeypatch.setattr(strided, "CPU_HAS_AMX", False)  # the weight gradient's own domain
+    for name in ("MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT", "PRODUCT_DTYPES"):
+        monkeypatch.setattr(strided, name, getattr(strided, name))  # put back after the test
+    switches = step_profile.pairings(SimpleNamespace(objective=nn.ModuleList()), fold=None)
+    # D's Conv(32 -> 64) onto 7x7 (2,048 in x out channels): a product from 2,048, not 8,192.
+    x = torch.randn(2, 32, 14, 14, dtype=torch.bfloat16)
+    plan = lambda: strided.plan_for(x, (7, 7), 64, 32, transposed=False)  # noqa: E731
+    switches["wgrad-domain"](False)
+    assert plan() is None
+    switches["wgrad-domain"](True)
+    assert plan() == strided.WEIGHT_GRADIENT_ONLY
+    # In fp32 a product only with the switch off.
+    x32 = torch.randn(2, 32, 14, 14)
+    assert strided.plan_for(x32, (7, 7), 64, 32, transposed=False) is None
+    switches["bf16-only"](False)
+    assert strided.plan_for(x32, (7, 7), 64, 32, transposed=False) == strided.WEIGHT_GRADIENT_ONLY
+    switches["bf16-only"](True)
+    assert strided.PRODUCT_DTYPES == frozenset({torch.bfloat16})
 
 
 def test_step_profile_counts_a_steps_page_faults_with_and_without_the_profiler(monkeypatch):
