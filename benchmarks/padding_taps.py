@@ -126,11 +126,11 @@ def case_flops(name: str, batch: int, threads: int, data_root) -> dict:
     trainer, _ = build_case(name, DEFAULT_LEVERS, data_root, batch, threads)
     plain = PlainStep(trainer)
     shares: dict[str, float] = {}
-    for net in (plain.netG, plain.netD):
-        handles = layer_shares(net, type(net).__name__, shares)
-        plain()
-        for handle in handles:
-            handle.remove()
+    handles = [handle for net in (plain.netG, plain.netD)
+               for handle in layer_shares(net, type(net).__name__, shares)]
+    plain()
+    for handle in handles:
+        handle.remove()
     trainer.train_step()  # warm-up outside the count
     return {"case": name, "plain": count_flops(plain, shares),
             "gankit": count_flops(trainer.train_step, shares)}

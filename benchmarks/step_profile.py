@@ -14,9 +14,9 @@ operations with the most time of their own over --steps profiled steps, by input
 and calls per step. With --fold-pairs N the step then runs N pairs of two steps, the one-channel
 plans of gankit.nets.strided (a product and a fold) on in one and off in the other, alternating
 which goes first, and prints each side's median and 10th percentile ms per step and the median
-of the pairs' differences: a shared
-machine's slow spells then hit both sides alike, where blocks timed one after the other differed
-by more than the fold saves. The other pairings do the same for:
+of the pairs' differences: a shared machine's slow spells then hit both sides alike, where blocks
+timed one after the other differed by more than the fold saves. The other pairings do the same
+for:
 - --pool-pairs: the SN-ResNet D's avgpool folded into its conv's kernel
   (gankit.nets.resnet.PooledConv2d), on, or a conv and then the pool;
 - --wgrad-domain-pairs: without AMX, the weight gradient's products from 2,048 in x out channels
@@ -99,7 +99,13 @@ def pool_switch(trainer):
     return switch
 
 
-PAIRINGS = ("fold", "pool", "wgrad-domain", "bf16-only")
+# What --NAME-pairs compares, on against off (module docstring).
+PAIRINGS = {
+    "fold": "the one-channel fold against torch's layer",
+    "pool": "the SN-ResNet D's avgpool in its conv's kernel against a conv and then the pool",
+    "wgrad-domain": "the weight gradient's products from 2,048 channels against from 8,192",
+    "bf16-only": "the products in bf16 only against in any dtype",
+}
 
 
 def constant_switch(name: str, off_value):
@@ -151,9 +157,9 @@ def main() -> None:
     parser.add_argument("presets", nargs="+")
     parser.add_argument("--steps", type=positive_int, default=10, help="profiled steps")
     parser.add_argument("--rows", type=positive_int, default=25)
-    for name in PAIRINGS:
+    for name, compared in PAIRINGS.items():
         parser.add_argument(f"--{name}-pairs", type=int, default=0,
-                            help=f"pairs of steps with the {name} switch on and off (0: none)")
+                            help=f"pairs of steps, {compared} (0: none)")
     parser.add_argument("--levers", nargs="*", default=[],
                         help="overrides added to the benchmark's levers")
     parser.add_argument("--batch-size", type=positive_int, default=64)
