@@ -89,14 +89,15 @@ def test_products_pass_first_and_second_order_gradient_checks(function, plan):
     assert gradgradcheck(lambda *inputs: function.apply(*inputs, plan), inputs)
 
 
-@pytest.mark.parametrize(("function", "plan", "x_shape"), [
-    (strided._ConvProduct, strided.ONE_CHANNEL_CONV, (2, 1, 4, 6)),
-    (strided._ConvTransposeProduct, strided.ONE_CHANNEL_CONV_TRANSPOSE, (2, 5, 2, 3))])
-def test_one_channel_plans_pass_first_and_second_order_gradient_checks(function, plan, x_shape):
-    x = randn(*x_shape).requires_grad_(True)
-    weight = randn(5, 1, 4, 4, seed=1).requires_grad_(True)  # Conv(1 -> 5), ConvT(5 -> 1)
-    out_channels = 5 if function is strided._ConvProduct else 1
-    inputs = (x, weight, randn(out_channels, seed=2).requires_grad_(True))
+@pytest.mark.parametrize("thin", [1, 3])  # a fold, a sub-pixel conv
+@pytest.mark.parametrize(("function", "plan"), [
+    (strided._ConvProduct, strided.THIN_CONV),
+    (strided._ConvTransposeProduct, strided.THIN_CONV_TRANSPOSE)])
+def test_thin_plans_pass_first_and_second_order_gradient_checks(function, plan, thin):
+    conv = function is strided._ConvProduct
+    x = randn(*((2, thin, 4, 6) if conv else (2, 5, 2, 3))).requires_grad_(True)
+    weight = randn(5, thin, 4, 4, seed=1).requires_grad_(True)  # Conv(thin -> 5), ConvT(5 -> thin)
+    inputs = (x, weight, randn(5 if conv else thin, seed=2).requires_grad_(True))
     assert gradcheck(lambda *inputs: function.apply(*inputs, plan), inputs)
     assert gradgradcheck(lambda *inputs: function.apply(*inputs, plan), inputs)
 
@@ -126,15 +127,18 @@ def test_path_choice_follows_the_measured_domain(monkeypatch, amx, plan):
     # Conv(32 -> 64) onto 7x7: the weight gradient alone pays from fewer channels than all three.
     assert strided.plan_for(cpu, (7, 7), 64, 32, False) == (None if amx else plan)
     assert strided.plan_for(cpu, (7, 7), 32, 16, True) is None  # few channels: oneDNN's
-    # One channel on the large map, at any size: the scatter direction is a product and a fold.
-    assert strided.plan_for(cpu, (14, 14), 96, 1, True) == strided.ONE_CHANNEL_CONV_TRANSPOSE
-    assert strided.plan_for(cpu, (32, 32), 32, 1, False) == strided.ONE_CHANNEL_CONV
-    assert strided.plan_for(cpu, (16, 16), 64, 3, True) is None  # three channels: oneDNN's
+    # Up to 8 channels on the large map, at any size: the scatter direction is a fold (one
+    # channel) or a sub-pixel conv; from 9 channels, oneDNN's.
+    assert strided.plan_for(cpu, (14, 14), 96, 1, True) == strided.THIN_CONV_TRANSPOSE
+    assert strided.plan_for(cpu, (32, 32), 32, 1, False) == strided.THIN_CONV
+    assert strided.plan_for(cpu, (32, 32), 64, 3, True) == strided.THIN_CONV_TRANSPOSE
+    assert strided.plan_for(cpu, (32, 32), 64, 8, False) == strided.THIN_CONV
+    assert strided.plan_for(cpu, (16, 16), 64, 9, True) is None
     assert strided.plan_for(torch.empty(0, device="meta"), (14, 14), 96, 1, True) is None
 
 
 @pytest.mark.parametrize("amx", [True, False])
-def test_products_only_in_bf16_and_the_one_channel_fold_in_any_dtype(monkeypatch, amx):
+def test_products_only_in_bf16_and_the_thin_scatter_in_any_dtype(monkeypatch, amx):
     # oneDNN's fp32 weight gradient beat the products (module docstring).
     monkeypatch.setattr(strided, "CPU_HAS_AMX", amx)
     monkeypatch.setattr(strided, "PRODUCT_DTYPES", frozenset({torch.bfloat16}))
@@ -142,7 +146,8 @@ def test_products_only_in_bf16_and_the_one_channel_fold_in_any_dtype(monkeypatch
     fp32 = torch.empty(0)
     for x in (fp32, fp32.double()):
         assert strided.plan_for(x, (7, 7), 192, 96, True) is None
-        assert strided.plan_for(x, (14, 14), 96, 1, True) == strided.ONE_CHANNEL_CONV_TRANSPOSE
+        assert strided.plan_for(x, (14, 14), 96, 1, True) == strided.THIN_CONV_TRANSPOSE
+        assert strided.plan_for(x, (32, 32), 64, 3, True) == strided.THIN_CONV_TRANSPOSE
     assert strided.plan_for(fp32.bfloat16(), (7, 7), 192, 96, True) == plan
     with torch.autocast("cpu", dtype=torch.bfloat16):  # an fp32 input that autocast casts
         assert strided.plan_for(fp32, (7, 7), 192, 96, True) == plan
@@ -185,6 +190,19 @@ def test_without_amx_only_the_weight_gradient_is_a_product(monkeypatch, transpos
     assert paths_taken(monkeypatch, names, transposed, side) == ["_weight_gradient"]
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv_transpose_subpixel_equals_torch_conv_transpose(bias):
+    for channels, outputs, side in ((5, 2, (3, 4)), (4, 3, (6, 6)), (6, 8, (1, 5))):
+        x, weight = randn(2, channels, *side), randn(channels, outputs, 4, 4, seed=1)
+        b = randn(outputs, seed=2) if bias else None
+        reference = torch.nn.functional.conv_transpose2d(x, weight, b, stride=2, padding=1)
+        for maps in (x, x.contiguous(memory_format=torch.channels_last)):
+            out = strided.conv_transpose_subpixel(maps, weight, b)
+            assert out.dtype == torch.float64 and out.shape == reference.shape
+            assert out.stride(1) == 1  # channels_last strides (of the cropped map)
+            assert torch.allclose(out, reference, rtol=1e-10, atol=1e-10)
+
+
 def test_conv_transpose_fold_equals_torch_conv_transpose():
     for channels, outputs, side in ((5, 1, (3, 4)), (4, 2, (6, 6)), (96, 1, (14, 14))):
         x, weight = randn(2, channels, *side), randn(channels, outputs, 4, 4, seed=1)
@@ -202,6 +220,16 @@ def test_one_channel_layers_scatter_by_a_fold_and_equal_torch(monkeypatch, trans
     names = ("conv_transpose_fold", "conv_transpose_product", "conv_product", "_weight_gradient")
     channels, side = ((96, 1), (7, 7)) if transposed else ((1, 32), (14, 14))
     assert paths_taken(monkeypatch, names, transposed, side, channels) == ["conv_transpose_fold"]
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_three_channel_layers_scatter_by_a_subpixel_conv_and_equal_torch(monkeypatch, transposed):
+    # The 64-px DCGAN's G's ConvT(64 -> 3) onto RGB images and D's Conv(3 -> 64) from them.
+    names = ("conv_transpose_subpixel", "conv_transpose_fold", "conv_transpose_product",
+             "conv_product", "_weight_gradient")
+    channels, side = ((64, 3), (8, 8)) if transposed else ((3, 64), (16, 16))
+    assert paths_taken(monkeypatch, names, transposed, side, channels) == [
+        "conv_transpose_subpixel"]
 
 
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
@@ -228,7 +256,8 @@ def test_large_maps_and_odd_sides_keep_torch_kernels(monkeypatch, transposed):
 
 
 @pytest.mark.parametrize(("transposed", "channels", "side"), [
-    (False, WIDE, 8), (True, WIDE, 4), (False, (1, 32), 14), (True, (96, 1), 7)])
+    (False, WIDE, 8), (True, WIDE, 4), (False, (1, 32), 14), (True, (96, 1), 7),
+    (False, (3, 32), 16), (True, (64, 3), 8)])
 def test_bf16_autocast_products_are_bf16_and_close_to_fp32(monkeypatch, transposed, channels,
                                                           side):
     calls = counting(monkeypatch, "_ConvTransposeProduct" if transposed else "_ConvProduct")
