@@ -3,20 +3,22 @@
     python benchmarks/step_profile.py mnist-dcgan                      # the profile
     python benchmarks/step_profile.py mnist-dcgan faces-dcgan --fold-pairs 100
     python benchmarks/step_profile.py fashion-resnet --pool-pairs 100
+    python benchmarks/step_profile.py dcgan-64 stacked-mnist --fold-pairs 20
     python benchmarks/step_profile.py mnist-dcgan --wgrad-domain-pairs 100
     python benchmarks/step_profile.py mnist-dcgan --levers train.precision=fp32 --bf16-only-pairs 60
 
 The step is benchmarks/throughput.py's (its default levers, no EMA, on the CPU). For each preset
-it prints what a step costs with and without torch.profiler running, as median ms and minor page
-faults per step (a fault is a fresh page's first touch: gankit keeps freed memory, see
-gankit.train.allocator, but under the profiler some buffers come fresh each step), then the
-operations with the most time of their own over --steps profiled steps, by input shape, in ms
-and calls per step. With --fold-pairs N the step then runs N pairs of two steps, the one-channel
-plans of gankit.nets.strided (a product and a fold) on in one and off in the other, alternating
-which goes first, and prints each side's median and 10th percentile ms per step and the median
-of the pairs' differences: a shared machine's slow spells then hit both sides alike, where blocks
-timed one after the other differed by more than the fold saves. The other pairings do the same
-for:
+(or throughput.py case: dcgan-64 is the 64-px DCGAN on random images) it prints what a step costs
+with and without torch.profiler running, as median ms and minor page faults per step (a fault is a
+fresh page's first touch: gankit keeps freed memory, see gankit.train.allocator, but under the
+profiler some buffers come fresh each step), then the operations with the most time of their own
+over --steps profiled steps, by input shape, in ms and calls per step. With --fold-pairs N the step
+then runs N pairs of two steps, the thin layers' plans of gankit.nets.strided (the scatter into a
+map of one channel as a product and a fold, into 2-8 channels as a sub-pixel conv) on in one and
+off in the other, alternating which goes first, and prints each side's median and 10th percentile
+ms per step and the median of the pairs' differences: a shared machine's slow spells then hit both
+sides alike, where blocks timed one after the other differed by more than the fold saves. The other
+pairings do the same for:
 - --pool-pairs: the SN-ResNet D's avgpool folded into its conv's kernel
   (gankit.nets.resnet.PooledConv2d), on, or a conv and then the pool;
 - --wgrad-domain-pairs: without AMX, the weight gradient's products from 2,048 in x out channels
@@ -38,7 +40,7 @@ import time
 from pathlib import Path
 
 import torch
-from throughput import DEFAULT_LEVERS, build_trainer, positive_int
+from throughput import CASES, DEFAULT_LEVERS, build_case, build_trainer, positive_int
 from torch.profiler import ProfilerActivity, profile
 
 from gankit.config import load_config
@@ -74,13 +76,14 @@ def top_operations(step, steps: int, rows: int) -> tuple[list[dict], dict]:
 
 
 def fold_switch():
-    """A function that turns the one-channel plans on or off. It wraps strided.plan_for, which
-    the strided layers look up at each call, so the same trainer runs both ways."""
+    """A function that turns the thin layers' plans (a fold for one channel on the large map, a
+    sub-pixel conv for up to strided.MAX_THIN_CHANNELS) on or off. It wraps strided.plan_for,
+    which the strided layers look up at each call, so the same trainer runs both ways."""
     original = strided.plan_for
     state = {"on": True}
 
     def plan_for(x, small_side, small_channels, large_channels, transposed):
-        if large_channels == 1 and not state["on"]:
+        if large_channels <= strided.MAX_THIN_CHANNELS and not state["on"]:
             return None  # torch's layer throughout, as before the fold
         return original(x, small_side, small_channels, large_channels, transposed)
 
@@ -101,7 +104,7 @@ def pool_switch(trainer):
 
 # What --NAME-pairs compares, on against off (module docstring).
 PAIRINGS = {
-    "fold": "the one-channel fold against torch's layer",
+    "fold": "the thin layers' scatter (a fold or a sub-pixel conv) against torch's layer",
     "pool": "the SN-ResNet D's avgpool in its conv's kernel against a conv and then the pool",
     "wgrad-domain": "the weight gradient's products from 2,048 channels against from 8,192",
     "bf16-only": "the products in bf16 only against in any dtype",
@@ -174,7 +177,8 @@ def main() -> None:
     levers = [*DEFAULT_LEVERS, *args.levers]
     try:
         for preset in args.presets:
-            load_config(preset, levers)
+            if preset not in CASES:
+                load_config(preset, levers)
     except GankitError as error:
         parser.error(str(error))
     torch.set_num_threads(args.threads)
@@ -182,9 +186,13 @@ def main() -> None:
     results = []
     for preset in args.presets:
         try:
-            trainer, _ = build_trainer(preset, preset, levers, args.data_root,
-                                       args.batch_size, args.threads)
-        except GankitError as error:  # a missing dataset
+            if preset in CASES:  # throughput.py's cases, such as dcgan-64
+                trainer, _ = build_case(preset, levers, args.data_root, args.batch_size,
+                                        args.threads)
+            else:
+                trainer, _ = build_trainer(preset, preset, levers, args.data_root,
+                                           args.batch_size, args.threads)
+        except GankitError as error:  # a missing dataset, a bad lever
             parser.error(str(error))
         result = {"preset": preset, "precision": trainer.precision}
         for _ in range(5):  # warm-up: oneDNN's kernels, the allocator's pools

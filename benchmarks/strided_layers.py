@@ -4,10 +4,11 @@
     python benchmarks/strided_layers.py --dtype fp32 --threads 1
 
 For each layer of mnist-dcgan and of the 64-px DCGAN, the median milliseconds of its forward, its
-input gradient and its weight gradient, computed by torch (oneDNN on a CPU) and as the products
-of gankit.nets.strided (im2col windows and one matmul; a product and a fold for the scatter into
-one channel). This is the measurement behind the products' domains and behind their Plans on
-CPUs with and without AMX. Writes the table as JSON (default runs/bench/strided_layers.json).
+input gradient and its weight gradient, computed by torch (oneDNN on a CPU) and as the products of
+gankit.nets.strided (im2col windows and one matmul; for the scatter into one channel a product and
+a fold, into 2-8 channels a sub-pixel conv). This is the measurement behind the products' domains
+and behind their Plans on CPUs with and without AMX. Writes the table as JSON (default
+runs/bench/strided_layers.json).
 """
 
 from __future__ import annotations
