@@ -143,10 +143,24 @@ def conv_transpose_product(x: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
     n, channels, height, width = x.shape
     out_channels = weight.shape[1]
     windows = _windows(x, 2, 1, height + 1, width + 1)
-    # weight[c, o, 2a + p, 2b + q] with a = 1 - r, b = 1 - s -> rows (r, s, c), columns (p, q, o)
-    phases = weight.view(channels, out_channels, 2, 2, 2, 2).flip(2, 4)
-    phases = phases.permute(2, 4, 0, 3, 5, 1).reshape(4 * channels, 4 * out_channels)
-    blocks = (windows @ phases).view(n, height + 1, width + 1, 2, 2, out_channels)
+    # rows (r, s, c), columns (p, q, o)
+    phases = _phase_taps(weight).permute(2, 4, 0, 3, 5, 1)
+    phases = phases.reshape(4 * channels, 4 * out_channels)
+    return _interleave_phases(windows @ phases, n, height, width, out_channels)
+
+
+def _phase_taps(weight: torch.Tensor) -> torch.Tensor:
+    """An (in, out, 4, 4) ConvT weight as (c, o, r, p, s, q): the tap that window cell (r, s)
+    of x padded by 1 gives output phase (p, q), weight[c, o, 2(1 - r) + p, 2(1 - s) + q]."""
+    return weight.view(*weight.shape[:2], 2, 2, 2, 2).flip(2, 4)
+
+
+def _interleave_phases(blocks: torch.Tensor, n: int, height: int, width: int,
+                       out_channels: int) -> torch.Tensor:
+    """The (H + 1)(W + 1) windows' phases, (n, H + 1, W + 1, (p, q, o)) in NHWC order, as the
+    output map: pixel (2I + p, 2J + q) of the map padded by 1, its border cropped; channels_last
+    strides."""
+    blocks = blocks.reshape(n, height + 1, width + 1, 2, 2, out_channels)
     full = blocks.transpose(2, 3).reshape(n, 2 * height + 2, 2 * width + 2, out_channels)
     return full[:, 1:2 * height + 1, 1:2 * width + 1].permute(0, 3, 1, 2)
 
@@ -175,13 +189,11 @@ def conv_transpose_subpixel(x: torch.Tensor, weight: torch.Tensor,
     docstring)."""
     n, channels, height, width = x.shape
     out_channels = weight.shape[1]
-    # weight[c, o, 2a + p, 2b + q] with a = 1 - r, b = 1 - s -> kernel[(p, q, o), c, r, s]
-    kernel = weight.view(channels, out_channels, 2, 2, 2, 2).flip(2, 4)
-    kernel = kernel.permute(3, 5, 1, 0, 2, 4).reshape(4 * out_channels, channels, 2, 2)
+    # kernel[(p, q, o), c, r, s]
+    kernel = _phase_taps(weight).permute(3, 5, 1, 0, 2, 4)
+    kernel = kernel.reshape(4 * out_channels, channels, 2, 2)
     phases = F.conv2d(F.pad(x, (1, 1, 1, 1)), kernel, None if bias is None else bias.repeat(4))
-    blocks = phases.permute(0, 2, 3, 1).reshape(n, height + 1, width + 1, 2, 2, out_channels)
-    full = blocks.transpose(2, 3).reshape(n, 2 * height + 2, 2 * width + 2, out_channels)
-    return full[:, 1:2 * height + 1, 1:2 * width + 1].permute(0, 3, 1, 2)
+    return _interleave_phases(phases.permute(0, 2, 3, 1), n, height, width, out_channels)
 
 
 def _rows(maps: torch.Tensor) -> torch.Tensor:
