@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from strided_layers import DTYPES, LAYERS
+from strided_layers import DTYPES, LAYERS, layer_inputs, layer_name
 from throughput import DEFAULT_LEVERS, PlainStep, build_case, positive_int
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -65,10 +65,7 @@ def paired_ms(first, second, pairs: int) -> tuple[float, float]:
 
 def time_layer(transposed: bool, c_in: int, c_out: int, side: int, batch: int,
                dtype: torch.dtype, pairs: int) -> dict:
-    channels_last = torch.channels_last
-    x = torch.randn(batch, c_in, side, side, dtype=dtype).contiguous(memory_format=channels_last)
-    shape = (c_in, c_out, 4, 4) if transposed else (c_out, c_in, 4, 4)
-    weight = torch.randn(*shape, dtype=dtype).contiguous(memory_format=channels_last)
+    x, weight = layer_inputs(transposed, c_in, c_out, side, batch, dtype)
     if transposed:
         def padded():
             return F.conv_transpose2d(x, weight, stride=2, padding=1)
@@ -76,7 +73,7 @@ def time_layer(transposed: bool, c_in: int, c_out: int, side: int, batch: int,
         def every_tap():  # padding=0 gives the full (2 side + 2)^2 map; padding=1 its middle
             return F.conv_transpose2d(x, weight, stride=2)[:, :, 1:-1, 1:-1]
     else:
-        x_padded = F.pad(x, (1, 1, 1, 1)).contiguous(memory_format=channels_last)
+        x_padded = F.pad(x, (1, 1, 1, 1)).contiguous(memory_format=torch.channels_last)
 
         def padded():
             return F.conv2d(x, weight, stride=2, padding=1)
@@ -87,9 +84,7 @@ def time_layer(transposed: bool, c_in: int, c_out: int, side: int, batch: int,
     torch.testing.assert_close(every_tap(), expected, rtol=0.05,
                                atol=0.05 * expected.abs().max().item())
     padded_ms, every_tap_ms = paired_ms(padded, every_tap, pairs)
-    name = f"{'ConvT' if transposed else 'Conv'}({c_in} -> {c_out}) " + (
-        f"from {side}x{side}" if transposed else f"onto {side // 2}x{side // 2}")
-    return {"layer": name, "padding_ms": round(padded_ms, 3),
+    return {"layer": layer_name(transposed, c_in, c_out, side), "padding_ms": round(padded_ms, 3),
             "every_tap_ms": round(every_tap_ms, 3),
             "time_ratio": round(padded_ms / every_tap_ms, 3),
             "inside_share": round(inside_share(2 * side if transposed else side), 3)}

@@ -42,12 +42,25 @@ def median_ms(run, repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def time_layer(transposed: bool, c_in: int, c_out: int, side: int, batch: int, dtype,
-               repeats: int) -> dict:
+def layer_inputs(transposed: bool, c_in: int, c_out: int, side: int, batch: int,
+                 dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random channels_last input of `side` x `side` and weight for one of LAYERS."""
     channels_last = torch.channels_last
     x = torch.randn(batch, c_in, side, side, dtype=dtype).contiguous(memory_format=channels_last)
     shape = (c_in, c_out, 4, 4) if transposed else (c_out, c_in, 4, 4)
-    weight = torch.randn(*shape, dtype=dtype).contiguous(memory_format=channels_last)
+    return x, torch.randn(*shape, dtype=dtype).contiguous(memory_format=channels_last)
+
+
+def layer_name(transposed: bool, c_in: int, c_out: int, side: int) -> str:
+    """ConvT(in -> out) from its input's side, Conv(in -> out) onto its output's."""
+    return f"{'ConvT' if transposed else 'Conv'}({c_in} -> {c_out}) " + (
+        f"from {side}x{side}" if transposed else f"onto {side // 2}x{side // 2}")
+
+
+def time_layer(transposed: bool, c_in: int, c_out: int, side: int, batch: int, dtype,
+               repeats: int) -> dict:
+    channels_last = torch.channels_last
+    x, weight = layer_inputs(transposed, c_in, c_out, side, batch, dtype)
     layer = F.conv_transpose2d if transposed else F.conv2d
     out = layer(x, weight, stride=2, padding=1)
     grad = torch.randn_like(out).contiguous(memory_format=channels_last)
@@ -73,9 +86,8 @@ def time_layer(transposed: bool, c_in: int, c_out: int, side: int, batch: int, d
             median_ms(lambda: strided._conv_transpose(grad, weight, product=True), repeats),
             median_ms(lambda: strided._weight_gradient(
                 strided._rows(grad), strided.patches(x, half, half)), repeats)]
-    name = f"{'ConvT' if transposed else 'Conv'}({c_in} -> {c_out}) " + (
-        f"from {side}x{side}" if transposed else f"onto {side // 2}x{side // 2}")
-    return {"layer": name, "torch_ms": torch_ms, "product_ms": product_ms}
+    return {"layer": layer_name(transposed, c_in, c_out, side), "torch_ms": torch_ms,
+            "product_ms": product_ms}
 
 
 def main() -> None:
