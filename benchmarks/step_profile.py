@@ -6,6 +6,7 @@
     python benchmarks/step_profile.py dcgan-64 stacked-mnist --fold-pairs 20
     python benchmarks/step_profile.py mnist-dcgan --wgrad-domain-pairs 100
     python benchmarks/step_profile.py mnist-dcgan --levers train.precision=fp32 --bf16-only-pairs 60
+    python benchmarks/step_profile.py mnist-dcgan --adam-pairs 100
 
 The step is benchmarks/throughput.py's (its default levers, no EMA, on the CPU). For each preset
 (or throughput.py case: dcgan-64 is the 64-px DCGAN on random images) it prints what a step costs
@@ -25,7 +26,9 @@ pairings do the same for:
   (strided.MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT), on, or from 8,192 as all three products start
   with AMX (a CPU with AMX never reads the constant, so both sides are the same there);
 - --bf16-only-pairs: the products in bf16 only (strided.PRODUCT_DTYPES), on, or in any dtype;
-  it matters with --levers train.precision=fp32.
+  it matters with --levers train.precision=fp32;
+- --adam-pairs: gankit's FusedAdam (flat views of channels_last weights), on, or torch's fused
+  Adam, which copies each such gradient (gankit.train.optimizers).
 --levers adds overrides to the benchmark's levers (throughput.DEFAULT_LEVERS), e.g.
 train.precision=fp32. Writes JSON (default runs/bench/step_profile.json).
 """
@@ -47,6 +50,7 @@ from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.nets import strided
 from gankit.nets.resnet import PooledConv2d
+from gankit.train.optimizers import FusedAdam
 
 
 def step_costs(step, steps: int) -> dict:
@@ -102,12 +106,25 @@ def pool_switch(trainer):
     return switch
 
 
+def adam_switch(trainer):
+    """A function that runs `trainer`'s FusedAdam optimizers as FusedAdam (on) or as torch's
+    fused Adam (off). FusedAdam only changes how a step gathers its tensors, not its state, so
+    switching the optimizer's class is enough."""
+    optimizers = [opt for opt in trainer.optimizers.values() if isinstance(opt, FusedAdam)]
+
+    def switch(on: bool) -> None:
+        for optimizer in optimizers:
+            optimizer.__class__ = FusedAdam if on else torch.optim.Adam
+    return switch
+
+
 # What --NAME-pairs compares, on against off (module docstring).
 PAIRINGS = {
     "fold": "the thin layers' scatter (a fold or a sub-pixel conv) against torch's layer",
     "pool": "the SN-ResNet D's avgpool in its conv's kernel against a conv and then the pool",
     "wgrad-domain": "the weight gradient's products from 2,048 channels against from 8,192",
     "bf16-only": "the products in bf16 only against in any dtype",
+    "adam": "gankit's FusedAdam against torch's fused Adam",
 }
 
 
@@ -129,6 +146,7 @@ def pairings(trainer, fold) -> dict[str, object]:
                                         strided.MIN_CHANNEL_PRODUCT),
         "bf16-only": constant_switch("PRODUCT_DTYPES", frozenset(
             {torch.bfloat16, torch.float16, torch.float32, torch.float64})),
+        "adam": adam_switch(trainer),
     }
 
 

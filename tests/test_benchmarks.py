@@ -256,7 +256,8 @@ def test_step_profile_switches_the_products_domain_and_dtypes(monkeypatch):
     monkeypatch.setattr(strided, "CPU_HAS_AMX", False)  # the weight gradient's own domain
     for name in ("MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT", "PRODUCT_DTYPES"):
         monkeypatch.setattr(strided, name, getattr(strided, name))  # put back after the test
-    switches = step_profile.pairings(SimpleNamespace(objective=nn.ModuleList()), fold=None)
+    switches = step_profile.pairings(SimpleNamespace(objective=nn.ModuleList(), optimizers={}),
+                                     fold=None)
     # D's Conv(32 -> 64) onto 7x7 (2,048 in x out channels): a product from 2,048, not 8,192.
     x = torch.randn(2, 32, 14, 14, dtype=torch.bfloat16)
     plan = lambda: strided.plan_for(x, (7, 7), 64, 32, transposed=False)  # noqa: E731
@@ -271,6 +272,37 @@ def test_step_profile_switches_the_products_domain_and_dtypes(monkeypatch):
     assert strided.plan_for(x32, (7, 7), 64, 32, transposed=False) == strided.WEIGHT_GRADIENT_ONLY
     switches["bf16-only"](True)
     assert strided.PRODUCT_DTYPES == frozenset({torch.bfloat16})
+
+
+def test_step_profile_switches_fused_adam_and_keeps_its_updates(monkeypatch):
+    from types import SimpleNamespace
+
+    from gankit.train import optimizers
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    step_profile = load_benchmark("step_profile.py")
+    flat_views = []
+    flat_view = optimizers._flat_view
+    monkeypatch.setattr(optimizers, "_flat_view", lambda t: flat_views.append(1) or flat_view(t))
+    weights = {}
+    for way in (True, False):
+        torch.manual_seed(0)
+        conv = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+        optimizer = optimizers.make_optimizer(list(conv.parameters()), "adam", lr=0.1,
+                                              momentum=0.0, betas=[0.5, 0.999], fused=True)
+        switch = step_profile.adam_switch(SimpleNamespace(optimizers={"d": optimizer}))
+        switch(way)
+        flat_views.clear()
+        for _ in range(3):
+            optimizer.zero_grad()
+            x = torch.randn(2, 3, 6, 6).to(memory_format=torch.channels_last)
+            conv(x).square().sum().backward()
+            optimizer.step()
+        # On: the weight, its gradient and both moments as flat views at each step; off: none.
+        assert len(flat_views) == (3 * 4 if way else 0)
+        assert type(optimizer) is (optimizers.FusedAdam if way else torch.optim.Adam)
+        weights[way] = conv.weight.detach().clone()
+    assert torch.equal(weights[True], weights[False])  # the same updates, bit for bit
 
 
 def test_step_profile_counts_a_steps_page_faults_with_and_without_the_profiler(monkeypatch):
