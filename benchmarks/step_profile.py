@@ -6,7 +6,7 @@
     python benchmarks/step_profile.py dcgan-64 stacked-mnist --fold-pairs 20
     python benchmarks/step_profile.py mnist-dcgan --wgrad-domain-pairs 100
     python benchmarks/step_profile.py mnist-dcgan --levers train.precision=fp32 --bf16-only-pairs 60
-    python benchmarks/step_profile.py mnist-dcgan --adam-pairs 100
+    python benchmarks/step_profile.py mnist-dcgan --adam-pairs 100 --bias-pairs 100
 
 The step is benchmarks/throughput.py's (its default levers, no EMA, on the CPU). For each preset
 (or throughput.py case: dcgan-64 is the 64-px DCGAN on random images) it prints what a step costs
@@ -28,7 +28,9 @@ pairings do the same for:
 - --bf16-only-pairs: the products in bf16 only (strided.PRODUCT_DTYPES), on, or in any dtype;
   it matters with --levers train.precision=fp32;
 - --adam-pairs: gankit's FusedAdam (flat views of channels_last weights), on, or torch's fused
-  Adam, which copies each such gradient (gankit.train.optimizers).
+  Adam, which copies each such gradient (gankit.train.optimizers);
+- --bias-pairs: the strided layers' bias added in torch's conv kernel where that computes their
+  forward (D's first conv on greyscale images), on, or in a separate pass after it.
 --levers adds overrides to the benchmark's levers (throughput.DEFAULT_LEVERS), e.g.
 train.precision=fp32. Writes JSON (default runs/bench/step_profile.json).
 """
@@ -95,6 +97,22 @@ def fold_switch():
     return lambda on: state.update(on=on)
 
 
+def bias_switch():
+    """A function that has the strided layers add their bias in torch's conv kernel where that
+    computes the forward (on, as strided._conv does), or in a separate pass after it (off). It
+    wraps strided._conv, which the layers look up at each call."""
+    original = strided._conv
+    state = {"on": True}
+
+    def conv(x, weight, product, windows=None, bias=None):
+        if state["on"] or product or bias is None:
+            return original(x, weight, product, windows, bias)
+        return original(x, weight, product, windows) + bias.view(1, -1, 1, 1)
+
+    strided._conv = conv
+    return lambda on: state.update(on=on)
+
+
 def pool_switch(trainer):
     """A function that turns the avgpool folded into the conv kernel (PooledConv2d, the SN-ResNet
     D's) on or off in `trainer`'s nets; off, they convolve and then pool."""
@@ -125,6 +143,7 @@ PAIRINGS = {
     "wgrad-domain": "the weight gradient's products from 2,048 channels against from 8,192",
     "bf16-only": "the products in bf16 only against in any dtype",
     "adam": "gankit's FusedAdam against torch's fused Adam",
+    "bias": "the bias in torch's conv kernel against a separate add",
 }
 
 
@@ -136,9 +155,9 @@ def constant_switch(name: str, off_value):
     return lambda on: setattr(strided, name, on_value if on else off_value)
 
 
-def pairings(trainer, fold) -> dict[str, object]:
-    """The switches --NAME-pairs times, by NAME (module docstring); `fold` is fold_switch()'s,
-    made once, since it wraps strided.plan_for."""
+def pairings(trainer, fold, bias) -> dict[str, object]:
+    """The switches --NAME-pairs times, by NAME (module docstring); `fold` and `bias` are
+    fold_switch()'s and bias_switch()'s, made once, since they wrap strided's functions."""
     return {
         "fold": fold,
         "pool": pool_switch(trainer),
@@ -147,6 +166,7 @@ def pairings(trainer, fold) -> dict[str, object]:
         "bf16-only": constant_switch("PRODUCT_DTYPES", frozenset(
             {torch.bfloat16, torch.float16, torch.float32, torch.float64})),
         "adam": adam_switch(trainer),
+        "bias": bias,
     }
 
 
@@ -200,7 +220,7 @@ def main() -> None:
     except GankitError as error:
         parser.error(str(error))
     torch.set_num_threads(args.threads)
-    fold = fold_switch()
+    fold, bias = fold_switch(), bias_switch()
     results = []
     for preset in args.presets:
         try:
@@ -227,7 +247,7 @@ def main() -> None:
         print("|---|---|---|---|")
         for row in result["operations"]:
             print(f"| {row['op']} | {row['shapes']} | {row['self_ms']} | {row['calls']} |")
-        for name, switch in pairings(trainer, fold).items():
+        for name, switch in pairings(trainer, fold, bias).items():
             if pairs[name]:
                 times = paired_ms(trainer.train_step, switch, pairs[name])
                 result[f"{name}_on"] = summary(times[True])

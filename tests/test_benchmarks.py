@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import gankit
@@ -257,7 +258,7 @@ def test_step_profile_switches_the_products_domain_and_dtypes(monkeypatch):
     for name in ("MIN_CHANNEL_PRODUCT_WEIGHT_GRADIENT", "PRODUCT_DTYPES"):
         monkeypatch.setattr(strided, name, getattr(strided, name))  # put back after the test
     switches = step_profile.pairings(SimpleNamespace(objective=nn.ModuleList(), optimizers={}),
-                                     fold=None)
+                                     fold=None, bias=None)
     # D's Conv(32 -> 64) onto 7x7 (2,048 in x out channels): a product from 2,048, not 8,192.
     x = torch.randn(2, 32, 14, 14, dtype=torch.bfloat16)
     plan = lambda: strided.plan_for(x, (7, 7), 64, 32, transposed=False)  # noqa: E731
@@ -303,6 +304,31 @@ def test_step_profile_switches_fused_adam_and_keeps_its_updates(monkeypatch):
         assert type(optimizer) is (optimizers.FusedAdam if way else torch.optim.Adam)
         weights[way] = conv.weight.detach().clone()
     assert torch.equal(weights[True], weights[False])  # the same updates, bit for bit
+
+
+def test_step_profile_switches_where_the_bias_is_added(monkeypatch):
+    from gankit.nets import strided
+    from gankit.nets.strided import StridedConv2d
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    step_profile = load_benchmark("step_profile.py")
+    monkeypatch.setattr(strided, "_conv", strided._conv)  # put back after the test
+    kernel_biases = []
+    conv2d = F.conv2d
+    monkeypatch.setattr(F, "conv2d", lambda x, w, b=None, *a, **k:
+                        kernel_biases.append(b is not None) or conv2d(x, w, b, *a, **k))
+    switch = step_profile.bias_switch()
+    layer = StridedConv2d(1, 4)  # D's first conv on greyscale images: torch's forward kernel
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    layer = layer.double()
+    outputs = {}
+    for on in (True, False):
+        switch(on)
+        kernel_biases.clear()
+        outputs[on] = layer(x)
+        assert kernel_biases == [on]  # the bias goes into the kernel only when on
+    assert torch.allclose(outputs[True], outputs[False])
+    assert torch.allclose(outputs[True], conv2d(x, layer.weight, layer.bias, 2, 1))
 
 
 def test_step_profile_counts_a_steps_page_faults_with_and_without_the_profiler(monkeypatch):

@@ -3,8 +3,8 @@
 torch 2.14.1's fused CPU Adam calls `grad.contiguous()` on every gradient and then never uses
 the result, so each channels_last weight (train.channels_last) pays a full copy of its gradient
 every step. `FusedAdam` hands the fused kernel flat views of such weights instead: mnist-dcgan's
-step, whose latent projection and ConvT(192 -> 96) weights were copied, ran 0.23-0.54 ms faster
-(median difference over 100 pairs of steps, four runs; `python benchmarks/step_profile.py
+step, whose latent projection and ConvT(192 -> 96) weights were copied, ran 0.22-0.54 ms faster
+(median difference over 100 pairs of steps, five runs; `python benchmarks/step_profile.py
 mnist-dcgan --adam-pairs 100`). Adam is elementwise, so updating the same
 memory through a flat view is the same update, bit for bit; the state keeps the weights' shape.
 """
