@@ -5,8 +5,8 @@ the result, so each channels_last weight (train.channels_last) pays a full copy 
 every step. `FusedAdam` hands the fused kernel flat views of such weights instead: mnist-dcgan's
 step, whose latent projection and ConvT(192 -> 96) weights were copied, ran 0.22-0.54 ms faster
 (median difference over 100 pairs of steps, five runs; `python benchmarks/step_profile.py
-mnist-dcgan --adam-pairs 100`). Adam is elementwise, so updating the same
-memory through a flat view is the same update, bit for bit; the state keeps the weights' shape.
+mnist-dcgan --adam-pairs 100`). Adam is elementwise, so updating the same memory through a flat
+view is the same update, bit for bit; the state keeps the weights' shape.
 """
 
 from __future__ import annotations
