@@ -157,7 +157,8 @@ def constant_switch(name: str, off_value):
 
 def pairings(trainer, fold, bias) -> dict[str, object]:
     """The switches --NAME-pairs times, by NAME (module docstring); `fold` and `bias` are
-    fold_switch()'s and bias_switch()'s, made once, since they wrap strided's functions."""
+    fold_switch()'s and bias_switch()'s (None when not timed), made once, since they wrap
+    strided's functions."""
     return {
         "fold": fold,
         "pool": pool_switch(trainer),
@@ -220,7 +221,9 @@ def main() -> None:
     except GankitError as error:
         parser.error(str(error))
     torch.set_num_threads(args.threads)
-    fold, bias = fold_switch(), bias_switch()
+    # Wrapped only when asked for, so that a plain profile times strided's own functions.
+    fold = fold_switch() if pairs["fold"] else None
+    bias = bias_switch() if pairs["bias"] else None
     results = []
     for preset in args.presets:
         try:
