@@ -7,6 +7,7 @@
     python benchmarks/step_profile.py mnist-dcgan --wgrad-domain-pairs 100
     python benchmarks/step_profile.py mnist-dcgan --levers train.precision=fp32 --bf16-only-pairs 60
     python benchmarks/step_profile.py mnist-dcgan --adam-pairs 100 --bias-pairs 100
+    python benchmarks/step_profile.py mnist-dcgan --adam-direct-pairs 300
 
 The step is benchmarks/throughput.py's (its default levers, no EMA, on the CPU). For each preset
 (or throughput.py case: dcgan-64 is the 64-px DCGAN on random images) it prints what a step costs
@@ -29,6 +30,8 @@ pairings do the same for:
   it matters with --levers train.precision=fp32;
 - --adam-pairs: gankit's FusedAdam (flat views of channels_last weights), on, or torch's fused
   Adam, which copies each such gradient (gankit.train.optimizers);
+- --adam-direct-pairs: FusedAdam's step calling the fused kernel directly once its state exists,
+  on, or always through torch's step (its Python around the same kernel call);
 - --bias-pairs: the strided layers' bias added in torch's conv kernel where that computes their
   forward (D's first conv on greyscale images), on, or in a separate pass after it.
 --levers adds overrides to the benchmark's levers (throughput.DEFAULT_LEVERS), e.g.
@@ -136,6 +139,25 @@ def adam_switch(trainer):
     return switch
 
 
+class _FusedAdamThroughTorch(FusedAdam):
+    """FusedAdam whose every step is torch's (the flat views included): --adam-direct-pairs'
+    off side."""
+
+    def _direct_groups(self):
+        return None
+
+
+def adam_direct_switch(trainer):
+    """A function that runs `trainer`'s FusedAdam optimizers with their direct kernel call (on)
+    or always through torch's step (off); the state is the same either way."""
+    optimizers = [opt for opt in trainer.optimizers.values() if isinstance(opt, FusedAdam)]
+
+    def switch(on: bool) -> None:
+        for optimizer in optimizers:
+            optimizer.__class__ = FusedAdam if on else _FusedAdamThroughTorch
+    return switch
+
+
 # What --NAME-pairs compares, on against off (module docstring).
 PAIRINGS = {
     "fold": "the thin layers' scatter (a fold or a sub-pixel conv) against torch's layer",
@@ -143,6 +165,7 @@ PAIRINGS = {
     "wgrad-domain": "the weight gradient's products from 2,048 channels against from 8,192",
     "bf16-only": "the products in bf16 only against in any dtype",
     "adam": "gankit's FusedAdam against torch's fused Adam",
+    "adam-direct": "FusedAdam's direct kernel call against torch's step around it",
     "bias": "the bias in torch's conv kernel against a separate add",
 }
 
@@ -167,6 +190,7 @@ def pairings(trainer, fold, bias) -> dict[str, object]:
         "bf16-only": constant_switch("PRODUCT_DTYPES", frozenset(
             {torch.bfloat16, torch.float16, torch.float32, torch.float64})),
         "adam": adam_switch(trainer),
+        "adam-direct": adam_direct_switch(trainer),
         "bias": bias,
     }
 

@@ -306,6 +306,37 @@ def test_step_profile_switches_fused_adam_and_keeps_its_updates(monkeypatch):
     assert torch.equal(weights[True], weights[False])  # the same updates, bit for bit
 
 
+def test_step_profile_switches_fused_adams_direct_step_and_keeps_its_updates(monkeypatch):
+    from types import SimpleNamespace
+
+    from gankit.train import optimizers
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    step_profile = load_benchmark("step_profile.py")
+    groupings = []
+    init_group = torch.optim.Adam._init_group
+    monkeypatch.setattr(torch.optim.Adam, "_init_group",
+                        lambda *args: groupings.append(1) or init_group(*args))
+    weights = {}
+    for way in (True, False):
+        torch.manual_seed(0)
+        conv = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+        optimizer = optimizers.make_optimizer(list(conv.parameters()), "adam", lr=0.1,
+                                              momentum=0.0, betas=[0.5, 0.999], fused=True)
+        step_profile.adam_direct_switch(SimpleNamespace(optimizers={"d": optimizer}))(way)
+        groupings.clear()
+        for _ in range(3):
+            optimizer.zero_grad()
+            x = torch.randn(2, 3, 6, 6).to(memory_format=torch.channels_last)
+            conv(x).square().sum().backward()
+            optimizer.step()
+        # On: torch's step only for the first (the lazy state); off: at every step.
+        assert len(groupings) == (1 if way else 3)
+        assert isinstance(optimizer, optimizers.FusedAdam)
+        weights[way] = conv.weight.detach().clone()
+    assert torch.equal(weights[True], weights[False])  # the same updates, bit for bit
+
+
 def test_step_profile_switches_where_the_bias_is_added(monkeypatch):
     from gankit.nets import strided
     from gankit.nets.strided import StridedConv2d
