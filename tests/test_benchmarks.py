@@ -275,9 +275,27 @@ def test_step_profile_switches_the_products_domain_and_dtypes(monkeypatch):
     assert strided.PRODUCT_DTYPES == frozenset({torch.bfloat16})
 
 
-def test_step_profile_switches_fused_adam_and_keeps_its_updates(monkeypatch):
+def conv_trained_by_fused_adam(switch_for, way: bool):
+    """A channels_last conv trained for 3 steps by gankit's fused Adam, with the switch that
+    `switch_for(trainer)` makes set to `way`; returns the optimizer and the conv's weight."""
     from types import SimpleNamespace
 
+    from gankit.train import optimizers
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    optimizer = optimizers.make_optimizer(list(conv.parameters()), "adam", lr=0.1,
+                                          momentum=0.0, betas=[0.5, 0.999], fused=True)
+    switch_for(SimpleNamespace(optimizers={"d": optimizer}))(way)
+    for _ in range(3):
+        optimizer.zero_grad()
+        x = torch.randn(2, 3, 6, 6).to(memory_format=torch.channels_last)
+        conv(x).square().sum().backward()
+        optimizer.step()
+    return optimizer, conv.weight.detach().clone()
+
+
+def test_step_profile_switches_fused_adam_and_keeps_its_updates(monkeypatch):
     from gankit.train import optimizers
 
     monkeypatch.syspath_prepend(str(BENCHMARKS))
@@ -287,28 +305,15 @@ def test_step_profile_switches_fused_adam_and_keeps_its_updates(monkeypatch):
     monkeypatch.setattr(optimizers, "_flat_view", lambda t: flat_views.append(1) or flat_view(t))
     weights = {}
     for way in (True, False):
-        torch.manual_seed(0)
-        conv = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
-        optimizer = optimizers.make_optimizer(list(conv.parameters()), "adam", lr=0.1,
-                                              momentum=0.0, betas=[0.5, 0.999], fused=True)
-        switch = step_profile.adam_switch(SimpleNamespace(optimizers={"d": optimizer}))
-        switch(way)
         flat_views.clear()
-        for _ in range(3):
-            optimizer.zero_grad()
-            x = torch.randn(2, 3, 6, 6).to(memory_format=torch.channels_last)
-            conv(x).square().sum().backward()
-            optimizer.step()
+        optimizer, weights[way] = conv_trained_by_fused_adam(step_profile.adam_switch, way)
         # On: the weight, its gradient and both moments as flat views at each step; off: none.
         assert len(flat_views) == (3 * 4 if way else 0)
         assert type(optimizer) is (optimizers.FusedAdam if way else torch.optim.Adam)
-        weights[way] = conv.weight.detach().clone()
     assert torch.equal(weights[True], weights[False])  # the same updates, bit for bit
 
 
 def test_step_profile_switches_fused_adams_direct_step_and_keeps_its_updates(monkeypatch):
-    from types import SimpleNamespace
-
     from gankit.train import optimizers
 
     monkeypatch.syspath_prepend(str(BENCHMARKS))
@@ -319,21 +324,12 @@ def test_step_profile_switches_fused_adams_direct_step_and_keeps_its_updates(mon
                         lambda *args: groupings.append(1) or init_group(*args))
     weights = {}
     for way in (True, False):
-        torch.manual_seed(0)
-        conv = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
-        optimizer = optimizers.make_optimizer(list(conv.parameters()), "adam", lr=0.1,
-                                              momentum=0.0, betas=[0.5, 0.999], fused=True)
-        step_profile.adam_direct_switch(SimpleNamespace(optimizers={"d": optimizer}))(way)
         groupings.clear()
-        for _ in range(3):
-            optimizer.zero_grad()
-            x = torch.randn(2, 3, 6, 6).to(memory_format=torch.channels_last)
-            conv(x).square().sum().backward()
-            optimizer.step()
+        optimizer, weights[way] = conv_trained_by_fused_adam(step_profile.adam_direct_switch,
+                                                             way)
         # On: torch's step only for the first (the lazy state); off: at every step.
         assert len(groupings) == (1 if way else 3)
         assert isinstance(optimizer, optimizers.FusedAdam)
-        weights[way] = conv.weight.detach().clone()
     assert torch.equal(weights[True], weights[False])  # the same updates, bit for bit
 
 
