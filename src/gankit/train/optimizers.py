@@ -14,10 +14,10 @@ graph-capture check, the regrouping of every tensor by device and dtype). Right 
 kernel that Python runs several times slower than alone (a profiler label 29 us against 6, a
 tiny torch op 9 against 1.4; the kernel's data has pushed the interpreter's out of the caches),
 and it took 0.17-0.21 ms of each player's 0.73-0.95 ms step. mnist-dcgan's step ran 0.23-0.37 ms
-faster (about 1%; median difference over 300 pairs of steps in four runs, AMD EPYC, 2 threads;
-`python benchmarks/step_profile.py mnist-dcgan --adam-direct-pairs 300`). The update is the same
-kernel call on the same tensors; with hooks, a closure or a profiler running, or before the
-first step, torch's own step runs.
+faster (about 1%; median difference over 300 pairs of steps in four runs, AMD EPYC, 2 threads,
+two of them `python benchmarks/step_profile.py mnist-dcgan --adam-direct-pairs 300`). The update
+is the same kernel call on the same tensors; with hooks, a closure or a profiler running, or
+before the first step, torch's own step runs.
 """
 
 from __future__ import annotations
