@@ -127,19 +127,7 @@ def pool_switch(trainer):
     return switch
 
 
-def adam_switch(trainer):
-    """A function that runs `trainer`'s FusedAdam optimizers as FusedAdam (on) or as torch's
-    fused Adam (off). FusedAdam only changes how a step gathers its tensors, not its state, so
-    switching the optimizer's class is enough."""
-    optimizers = [opt for opt in trainer.optimizers.values() if isinstance(opt, FusedAdam)]
-
-    def switch(on: bool) -> None:
-        for optimizer in optimizers:
-            optimizer.__class__ = FusedAdam if on else torch.optim.Adam
-    return switch
-
-
-class _FusedAdamThroughTorch(FusedAdam):
+class FusedAdamThroughTorch(FusedAdam):
     """FusedAdam whose every step is torch's (the flat views included): --adam-direct-pairs'
     off side."""
 
@@ -147,14 +135,16 @@ class _FusedAdamThroughTorch(FusedAdam):
         return None
 
 
-def adam_direct_switch(trainer):
-    """A function that runs `trainer`'s FusedAdam optimizers with their direct kernel call (on)
-    or always through torch's step (off); the state is the same either way."""
+def adam_switch(trainer, off_class):
+    """A function that runs `trainer`'s FusedAdam optimizers as FusedAdam (on) or as
+    `off_class` (off): torch's fused Adam for --adam-pairs, FusedAdamThroughTorch for
+    --adam-direct-pairs. Neither changes the optimizer's state, only how a step gathers its
+    tensors and calls the kernel, so switching the optimizer's class is enough."""
     optimizers = [opt for opt in trainer.optimizers.values() if isinstance(opt, FusedAdam)]
 
     def switch(on: bool) -> None:
         for optimizer in optimizers:
-            optimizer.__class__ = FusedAdam if on else _FusedAdamThroughTorch
+            optimizer.__class__ = FusedAdam if on else off_class
     return switch
 
 
@@ -189,8 +179,8 @@ def pairings(trainer, fold, bias) -> dict[str, object]:
                                         strided.MIN_CHANNEL_PRODUCT),
         "bf16-only": constant_switch("PRODUCT_DTYPES", frozenset(
             {torch.bfloat16, torch.float16, torch.float32, torch.float64})),
-        "adam": adam_switch(trainer),
-        "adam-direct": adam_direct_switch(trainer),
+        "adam": adam_switch(trainer, torch.optim.Adam),
+        "adam-direct": adam_switch(trainer, FusedAdamThroughTorch),
         "bias": bias,
     }
 

@@ -306,7 +306,8 @@ def test_step_profile_switches_fused_adam_and_keeps_its_updates(monkeypatch):
     weights = {}
     for way in (True, False):
         flat_views.clear()
-        optimizer, weights[way] = conv_trained_by_fused_adam(step_profile.adam_switch, way)
+        optimizer, weights[way] = conv_trained_by_fused_adam(
+            lambda trainer: step_profile.adam_switch(trainer, torch.optim.Adam), way)
         # On: the weight, its gradient and both moments as flat views at each step; off: none.
         assert len(flat_views) == (3 * 4 if way else 0)
         assert type(optimizer) is (optimizers.FusedAdam if way else torch.optim.Adam)
@@ -325,8 +326,9 @@ def test_step_profile_switches_fused_adams_direct_step_and_keeps_its_updates(mon
     weights = {}
     for way in (True, False):
         groupings.clear()
-        optimizer, weights[way] = conv_trained_by_fused_adam(step_profile.adam_direct_switch,
-                                                             way)
+        optimizer, weights[way] = conv_trained_by_fused_adam(
+            lambda trainer: step_profile.adam_switch(trainer, step_profile.FusedAdamThroughTorch),
+            way)
         # On: torch's step only for the first (the lazy state); off: at every step.
         assert len(groupings) == (1 if way else 3)
         assert isinstance(optimizer, optimizers.FusedAdam)
