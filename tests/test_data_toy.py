@@ -13,7 +13,7 @@ from scipy import stats
 
 from gankit.config import DataConfig
 from gankit.data import PointData, build_dataset
-from gankit.data.toy import TOY_DATASETS, ToyDistribution, gaussian_1d, grid, ring
+from gankit.data.toy import TOY_DATASETS, ToyDistribution, gaussian_1d, grid, mixture_1d, ring
 
 N = 20_000
 
@@ -72,8 +72,19 @@ def test_gaussian_1d_parameters():
     assert dist.dim == 1 and dist.n_modes == 1
 
 
+def test_mixture_1d_parameters_and_density():
+    dist = mixture_1d()
+    assert dist.means.tolist() == [[-4.0], [4.0]]
+    assert dist.std == 1.0 and dist.dim == 1 and dist.n_modes == 2
+    # 0.5 N(-4, 1) + 0.5 N(4, 1) by hand at three points.
+    points = torch.tensor([[-4.0], [0.0], [4.0]])
+    normal = lambda x, m: math.exp(-0.5 * (x - m) ** 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    expected = [0.5 * normal(x, -4.0) + 0.5 * normal(x, 4.0) for x in (-4.0, 0.0, 4.0)]
+    assert dist.density(points).tolist() == pytest.approx(expected, rel=1e-12)
+
+
 def test_registry_and_build_dataset():
-    assert set(TOY_DATASETS) == {"gaussian-1d", "ring", "grid"}
+    assert set(TOY_DATASETS) == {"gaussian-1d", "mixture-1d", "ring", "grid"}
     data = build_dataset(DataConfig(name="ring"))
     assert isinstance(data, PointData)
     assert data.kind == "points"
@@ -87,7 +98,7 @@ def test_registry_and_build_dataset():
 # ---------------------------------------------------------------- sampling
 
 
-@pytest.mark.parametrize("make", [gaussian_1d, ring, grid])
+@pytest.mark.parametrize("make", [gaussian_1d, mixture_1d, ring, grid])
 def test_sampling_is_reproducible_and_leaves_global_rng_alone(make):
     dist = make()
     before = torch.get_rng_state().clone()

@@ -10,8 +10,10 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
+from gankit import api
+from gankit.data.toy import TOY_DATASETS
 from gankit.errors import GankitError
-from gankit.eval.divergences import js_divergence
+from gankit.eval.divergences import js_divergence, toy_divergences
 from gankit.studies import mixture, run_study
 from gankit.studies.mixture import (
     describe_fit,
@@ -152,3 +154,35 @@ def test_study_writes_its_files_and_the_gan_settles_on_a_mode(tmp_path, monkeypa
     assert gan["sigma"] == pytest.approx(1.0, abs=0.2)
     assert results["fits"]["maximum likelihood"]["verdict"] == "covering both modes"
     assert "| GAN |" in (folder / "report.md").read_text()
+
+
+def test_study_mixture_matches_the_mixture_1d_dataset():
+    toy = TOY_DATASETS["mixture-1d"]()
+    grid = torch.linspace(-10, 10, 201, dtype=torch.float64)
+    assert torch.allclose(toy.log_prob(grid[:, None]), gaussian_mixture().log_prob(grid))
+
+
+def test_a_gan_run_folder_retrains_from_its_config_alone(tmp_path):
+    mu, sigma, run_dir = mixture.fit_gan(tmp_path / "study-gan", steps=60)
+    again = api.train(run_dir / "config.yaml", tmp_path / "again", progress=False)
+    generator = api.load(again).objective.generator  # the trained weights, not their EMA
+    assert (generator.mu.item(), generator.sigma.item()) == (mu, sigma)
+    first = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    second = [json.loads(line) for line in (again / "metrics.jsonl").read_text().splitlines()]
+    assert [r["g_mu"] for r in first] == [r["g_mu"] for r in second]
+    # The run's report compares with the whole mixture: mean 0, std sqrt(1 + 16).
+    report = (run_dir / "report.md").read_text()
+    assert "| mean | 0.000 |" in report and f"| std | {math.sqrt(17):.3f} |" in report
+
+
+def test_toy_divergences_see_a_dropped_mode_of_the_mixture():
+    # q = N(4, 1) on one mode of p = 0.5 N(-4, 1) + 0.5 N(4, 1): KL(q‖p) = log 2 up to the
+    # other mode's mass under q (~1e-14), while KL(p‖q) is large.
+    toy = TOY_DATASETS["mixture-1d"]()
+    one_mode = np.random.default_rng(0).normal(4.0, 1.0, 100_000)
+    found = toy_divergences(one_mode, toy)
+    assert found["kl_g_data"] == pytest.approx(math.log(2), abs=0.02)
+    assert found["kl_data_g"] > 5
+    both = toy.sample(100_000, torch.Generator().manual_seed(0))[:, 0].numpy()
+    covered = toy_divergences(both, toy)
+    assert covered["kl_g_data"] < 0.02 and covered["kl_data_g"] < 0.02

@@ -29,8 +29,8 @@ DEFAULT_PRESET = "digits-mlp"
 class DataConfig:
     """Where the real samples come from."""
 
-    # gaussian-1d | ring | grid | digits | mnist | fashion-mnist | stacked-mnist | usps | olivetti
-    # | folder (your own images: data.path)
+    # gaussian-1d | mixture-1d | ring | grid | digits | mnist | fashion-mnist | stacked-mnist | usps
+    # | olivetti | folder (your own images: data.path)
     name: str = "digits"
     split: str = "train"
     # data.name=folder: the folder of images (class subfolders give labels), as given or under
@@ -57,13 +57,17 @@ class ModelConfig:
     # | semi-supervised (D a K-class classifier, G by feature matching; Salimans et al. 2016)
     objective: str = "gan"
     num_classes: int = 10  # conditional objectives: how many labels
-    arch: str = "mlp"  # mlp | dcgan | resnet (SNGAN, 32 px only; D always spectrally normed)
+    # mlp | dcgan | resnet (SNGAN, 32 px only; D always spectrally normed)
+    # | gaussian (G(z) = mu + sigma z, one Gaussian per coordinate; an MLP D)
+    arch: str = "mlp"
     # dcgan: channels of the widest-resolution conv layer (ndf, and ngf unless g_width is set);
     # resnet: channels of every residual block (SNGAN's ch)
     width: int = 64
     d_spectral_norm: bool = False  # dcgan: spectral norm on D's convs in place of batch norm
     d_fc_width: int = 0  # dcgan: a fully connected hidden layer of this many units before D's logit
     g_width: int = 0  # dcgan: G's width where it differs from D's (0: model.width for both)
+    # gaussian: where G starts, [mu, sigma] (sigma > 0)
+    g_start: list[float] = field(default_factory=lambda: [0.0, 1.0])
     latent_dim: int = 100
     latent: str = "normal"  # normal | uniform
     latent_range: float = 1.0  # uniform noise is U[-latent_range, latent_range]
@@ -172,11 +176,11 @@ class RunConfig:
 MODEL_SECTIONS = ("model", "loss", "data")
 
 _CHOICES = {
-    "data.name": ("gaussian-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
+    "data.name": ("gaussian-1d", "mixture-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
                   "stacked-mnist", "usps", "olivetti", "folder"),
     "data.split": ("train", "test"),
     "model.objective": ("gan", "projection", "acgan", "vae", "semi-supervised"),
-    "model.arch": ("mlp", "dcgan", "resnet"),
+    "model.arch": ("mlp", "dcgan", "resnet", "gaussian"),
     "model.latent": ("normal", "uniform"),
     "model.g_activation": ("relu", "leaky_relu", "tanh", "softplus"),
     "model.d_activation": ("relu", "leaky_relu", "tanh", "softplus"),
@@ -221,6 +225,13 @@ def validate(config: RunConfig) -> RunConfig:
             if getattr(config.model, key):
                 raise GankitError(f"model.{key} applies to model.arch=dcgan only, not "
                                   f"{config.model.arch!r}")
+    if config.model.g_start != ModelConfig().g_start:
+        if config.model.arch != "gaussian":
+            raise GankitError(f"model.g_start applies to model.arch=gaussian only, not "
+                              f"{config.model.arch!r}")
+        if len(config.model.g_start) != 2 or not config.model.g_start[1] > 0:
+            raise GankitError(f"model.g_start={config.model.g_start!r} must be two numbers, "
+                              f"mu and sigma > 0")
     folder_keys = {"path": "", "size": 0, "channels": 0}
     for key, default in folder_keys.items():
         if config.data.name != "folder" and getattr(config.data, key) != default:

@@ -56,6 +56,13 @@ def gaussian_1d(mean: float = 5.0, std: float = 1.0) -> ToyDistribution:
     return ToyDistribution(torch.tensor([[mean]]), std, name=f"N({mean:g}, {std:g}^2)")
 
 
+def mixture_1d(means: tuple[float, ...] = (-4.0, 4.0), std: float = 1.0) -> ToyDistribution:
+    """The seeds' mode-dropping example: an equal mixture of 1D Gaussians, by default
+    0.5 N(-4, 1) + 0.5 N(4, 1), modes eight standard deviations apart."""
+    name = " + ".join(f"{1 / len(means):g} N({m:g},{std:g})" for m in means)
+    return ToyDistribution(torch.tensor(means)[:, None], std, name=name)
+
+
 def ring(n_modes: int = 8, radius: float = 1.0, std: float = 0.01) -> ToyDistribution:
     """PacGAN's ring: modes at angles 2*pi*k/n for k = 0..n-1.
 
@@ -75,4 +82,5 @@ def grid(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> ToyDistribut
     return ToyDistribution(means, std, name=f"grid of {side * side}")
 
 
-TOY_DATASETS = {"gaussian-1d": gaussian_1d, "ring": ring, "grid": grid}
+TOY_DATASETS = {"gaussian-1d": gaussian_1d, "mixture-1d": mixture_1d, "ring": ring,
+                "grid": grid}

@@ -168,13 +168,14 @@ def toy_divergences(samples: np.ndarray, distribution) -> dict[str, float]:
         distribution: a `gankit.data.toy.ToyDistribution` in 1D (it knows its density).
 
     Returns:
-        {"kl_data_g", "kl_g_data", "jsd"} in nats, integrated on mean ± 10 std.
+        {"kl_data_g", "kl_g_data", "jsd"} in nats, integrated from 10 std below the lowest mode
+        to 10 std above the highest.
 
     Raises:
         ValueError: all samples equal (a collapsed generator has no density), from kde_density.
     """
-    mean, std = float(distribution.means[0, 0]), distribution.std
-    grid = np.linspace(mean - 10 * std, mean + 10 * std, 4001)
+    means, std = distribution.means[:, 0], distribution.std
+    grid = np.linspace(float(means.min()) - 10 * std, float(means.max()) + 10 * std, 4001)
     p_data = distribution.density(torch.from_numpy(grid)[:, None]).numpy()
     p_g = kde_density(samples, grid)
     return {"kl_data_g": kl_divergence(p_data, p_g, grid),

@@ -355,6 +355,7 @@ def extractor_label(extractor) -> str:
 # metrics, the reference, the extractor and the sample count.
 PROTOCOLS = {
     "gaussian-1d": (("divergences",), None, None, 20000),
+    "mixture-1d": (("divergences",), None, None, 20000),
     "ring": (("modes",), None, None, 2500),
     "grid": (("modes",), None, None, 2500),
     "mnist": (("fid", "kid", "pr", "dc", "cs"), "mnist:test", "mnist", 10000),

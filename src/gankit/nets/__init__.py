@@ -6,6 +6,7 @@ from torch import nn
 
 from gankit.config import ModelConfig
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.nets.gaussian import GaussianGenerator
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 from gankit.nets.packed import PackedDiscriminator
 from gankit.nets.resnet import ResNetDiscriminator, ResNetGenerator
@@ -17,6 +18,8 @@ def build_generator(model: ModelConfig, sample_shape: tuple[int, ...]) -> nn.Mod
         return DCGANGenerator(model.latent_dim, sample_shape, model.g_width or model.width)
     if model.arch == "resnet":
         return ResNetGenerator(model.latent_dim, sample_shape, model.width)
+    if model.arch == "gaussian":
+        return GaussianGenerator(model.latent_dim, sample_shape, *model.g_start)
     return MLPGenerator(model.latent_dim, sample_shape, model.g_hidden, model.g_activation,
                         model.g_output, model.g_batchnorm)
 
@@ -24,6 +27,8 @@ def build_generator(model: ModelConfig, sample_shape: tuple[int, ...]) -> nn.Mod
 def build_discriminator(model: ModelConfig, sample_shape: tuple[int, ...],
                         pack: int = 1) -> nn.Module:
     """The discriminator a model config names, taking samples of `sample_shape`.
+
+    model.arch=gaussian has an MLP discriminator (the Gaussian is a generator only).
 
     With pack > 1 it judges `pack` samples at once (PacGAN): the inner net is built for `pack`
     times the channels and wrapped in `PackedDiscriminator`.
@@ -39,6 +44,6 @@ def build_discriminator(model: ModelConfig, sample_shape: tuple[int, ...],
     return MLPDiscriminator(sample_shape, model.d_hidden, model.d_activation, model.d_dropout)
 
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "MLPDiscriminator", "MLPGenerator",
-           "PackedDiscriminator", "ResNetDiscriminator", "ResNetGenerator",
+__all__ = ["DCGANDiscriminator", "DCGANGenerator", "GaussianGenerator", "MLPDiscriminator",
+           "MLPGenerator", "PackedDiscriminator", "ResNetDiscriminator", "ResNetGenerator",
            "build_discriminator", "build_generator"]

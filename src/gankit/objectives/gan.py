@@ -54,6 +54,9 @@ class GANObjective(Objective):
         # (gankit.nets.batchnorm): D's phase judges the real and the fake batch in one forward
         # pass of both.
         self.joint_batch = False
+        # A generator that can state the distribution it samples (GaussianGenerator) adds
+        # that to the G phase's stats, so metrics.jsonl tracks its parameters.
+        self.generator_stats = getattr(generator, "parameter_stats", None)
 
     def fake_for_discriminator(self, latent: torch.Tensor) -> torch.Tensor:
         """G(z) as data for D's phase (no gradient into G from it)."""
@@ -117,5 +120,8 @@ class GANObjective(Objective):
     def generator_phase(self, latent: torch.Tensor, real=None) -> PhaseResult:
         fake_logits = self.discriminator(self.augmented(self.fake_for_generator(latent)))
         g_loss = losses.generator_loss(fake_logits, self.g_loss_kind)
-        return g_loss, {"g_loss": g_loss.detach(),
-                        "d_fake_g": losses.d_probability(fake_logits.detach()).mean()}
+        stats = {"g_loss": g_loss.detach(),
+                 "d_fake_g": losses.d_probability(fake_logits.detach()).mean()}
+        if self.generator_stats is not None:
+            stats.update(self.generator_stats())
+        return g_loss, stats

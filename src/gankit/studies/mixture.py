@@ -23,23 +23,19 @@ import numpy as np
 import torch
 from scipy.integrate import trapezoid
 from torch import distributions as D
-from torch import nn
 
-from gankit.config import load_config
-from gankit.data import PointData
-from gankit.data.toy import ToyDistribution
+from gankit.config import RunConfig, load_config
+from gankit.data import build_dataset
 from gankit.errors import GankitError
 from gankit.eval.divergences import js_divergence
-from gankit.nets import MLPDiscriminator
-from gankit.objectives import GANObjective
 from gankit.train.loop import Trainer
 from gankit.train.report import read_metrics
 
 DESCRIPTION = ("One Gaussian fitted to a two-mode mixture: maximum likelihood covers both modes, "
                "reverse KL and a GAN pick one")
 
-# p = 0.5 N(-4, 1^2) + 0.5 N(4, 1^2). Equal weights and one std, so the same mixture is also a
-# gankit ToyDistribution, which the training loop can sample and draw.
+# p = 0.5 N(-4, 1^2) + 0.5 N(4, 1^2). Equal weights and one std, so the same mixture is also
+# gankit's mixture-1d dataset (gankit.data.toy.mixture_1d), which the GAN trains on.
 WEIGHTS = (0.5, 0.5)
 MEANS = (-4.0, 4.0)
 STD = 1.0
@@ -267,39 +263,28 @@ def fit_reverse_kl(p: D.Distribution, starts: list[tuple[float, float]] | None =
     return best["mu"], best["sigma"]
 
 
-class AffineGaussianGenerator(nn.Module):
-    """G(z) = mu + sigma * z: fed z ~ N(0, 1), its samples are exactly N(mu, sigma^2).
+def gan_config(steps: int = GAN_STEPS, g_lr: float = GAN_SETTINGS["GAN"]["g_lr"],
+               d_lr: float = GAN_SETTINGS["GAN"]["d_lr"], mu: float = INIT_MU,
+               sigma: float = INIT_SIGMA, seed: int = 0) -> RunConfig:
+    """The run config of the study's GAN: q = N(mu, sigma^2) as G against an MLP D.
 
-    sigma is kept as log sigma so that a gradient step can never make it negative.
-
-    Args:
-        mu: the starting mean.
-        sigma: the starting std, positive.
+    It describes the whole run, so `gankit train RUN/config.yaml` trains the same GAN again.
     """
-
-    def __init__(self, mu: float = INIT_MU, sigma: float = INIT_SIGMA):
-        super().__init__()
-        if sigma <= 0:
-            raise GankitError(f"starting sigma={sigma} must be positive")
-        self.mu = nn.Parameter(torch.tensor([float(mu)]))
-        self.log_sigma = nn.Parameter(torch.tensor([math.log(sigma)]))
-
-    @property
-    def sigma(self) -> torch.Tensor:
-        return self.log_sigma.exp()
-
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.mu + self.sigma * latent
-
-
-class _TrackedGANObjective(GANObjective):
-    """The plain GAN game, also logging the generator's (mu, sigma) into metrics.jsonl."""
-
-    def generator_phase(self, latent: torch.Tensor, real=None):
-        g_loss, stats = super().generator_phase(latent, real)
-        stats["g_mu"] = self.generator.mu.detach()[0]
-        stats["g_sigma"] = self.generator.sigma.detach()[0]
-        return g_loss, stats
+    return load_config("toy-gaussian", {
+        "name": "mixture-gan", "seed": seed,
+        "description": "A Gaussian generator N(mu, sigma^2) against an MLP D on "
+                       "0.5 N(-4, 1) + 0.5 N(4, 1)",
+        "data.name": "mixture-1d",
+        "model.arch": "gaussian", "model.g_start": [mu, sigma],
+        "model.latent": "normal", "model.latent_dim": 1,
+        "model.d_hidden": GAN_D_HIDDEN, "model.d_activation": "leaky_relu",
+        "train.steps": steps, "train.batch_size": GAN_BATCH, "train.optimizer": "adam",
+        "train.g_lr": g_lr, "train.d_lr": d_lr, "train.betas": [0.5, 0.999],
+        "train.threads": 1,
+        # Two density frames (start, end): each costs more than a hundred steps.
+        "log.every": 10, "log.sample_every": steps,
+        "log.checkpoint_every": steps, "log.keep_checkpoints": 1, "log.tensorboard": False,
+        "log.toy_points": 2000})
 
 
 def fit_gan(run_dir: str | Path, steps: int = GAN_STEPS,
@@ -308,8 +293,9 @@ def fit_gan(run_dir: str | Path, steps: int = GAN_STEPS,
             progress: bool = False) -> tuple[float, float, Path]:
     """Fit q = N(mu, sigma^2) to the mixture as the generator of a GAN (non-saturating loss).
 
-    gankit's own training loop runs the game: GANObjective takes any generator module, here
-    the two-parameter affine map, against an MLP discriminator with gankit's standard D loss.
+    gankit's own training loop runs the game from `gan_config`: model.arch=gaussian is the
+    two-parameter generator G(z) = mu + sigma z, against an MLP discriminator with gankit's
+    standard D loss. The loop logs G's (mu, sigma) as g_mu and g_sigma in metrics.jsonl.
 
     Args:
         run_dir: the run folder the loop writes (emptied first: it belongs to this study).
@@ -326,31 +312,10 @@ def fit_gan(run_dir: str | Path, steps: int = GAN_STEPS,
     """
     run_dir = Path(run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)  # metrics.jsonl appends: start clean
-    # The loop's settings come from a RunConfig. Its model/data sections describe the seed's
-    # toy nets, not the players passed in below, so this run folder cannot be retrained from
-    # its config.yaml; the study is what reproduces it.
-    config = load_config("toy-gaussian", {
-        "name": "mixture-gan", "seed": seed,
-        "description": "A Gaussian generator N(mu, sigma^2) against an MLP D on "
-                       "0.5 N(-4, 1) + 0.5 N(4, 1)",
-        "model.latent": "normal", "model.latent_dim": 1,
-        "train.steps": steps, "train.batch_size": GAN_BATCH, "train.optimizer": "adam",
-        "train.g_lr": g_lr, "train.d_lr": d_lr, "train.betas": [0.5, 0.999],
-        "train.threads": 1,
-        # Two density frames (start, end): each costs more than a hundred steps.
-        "log.every": 10, "log.sample_every": steps,
-        "log.checkpoint_every": steps, "log.keep_checkpoints": 1, "log.tensorboard": False,
-        "log.toy_points": 2000})
-    toy = ToyDistribution(torch.tensor(MEANS)[:, None], STD, name="0.5 N(-4,1) + 0.5 N(4,1)")
-    # The players are built before the Trainer seeds the run: seed D's initial weights here,
-    # or they would depend on whatever drew from the global RNG before.
-    torch.manual_seed(seed)
-    generator = AffineGaussianGenerator(mu, sigma)
-    discriminator = MLPDiscriminator((1,), GAN_D_HIDDEN, activation="leaky_relu")
-    objective = _TrackedGANObjective(generator, discriminator, loss="standard",
-                                     generator_loss="non-saturating", latent_dim=1,
-                                     latent="normal")
-    Trainer(config, run_dir, PointData(toy), objective=objective, progress=progress).fit()
+    config = gan_config(steps, g_lr, d_lr, mu, sigma, seed)
+    trainer = Trainer(config, run_dir, build_dataset(config.data), progress=progress)
+    trainer.fit()
+    generator = trainer.objective.generator
     return generator.mu.item(), generator.sigma.item(), run_dir
 
 
@@ -560,11 +525,9 @@ def write_outputs(folder: Path, fits: dict[str, dict], verdicts: dict[str, str],
             f"{gan['seconds']:.1f} s; run folder `{gan['run_dir']}`. Over the last 10% of "
             f"steps mu = {gan['last_mu_mean']:.3f} ± {gan['last_mu_std']:.3f}, sigma = "
             f"{gan['last_sigma_mean']:.3f} ± {gan['last_sigma_std']:.3f} (mean ± std).")
-    lines += ["", "Each GAN's run folder is written by gankit's training loop. Its own report.md "
-              "treats the data as the seed's single Gaussian (its 'p_g against p_data' section "
-              "compares with the first mode only), and its config.yaml names the seed's toy "
-              "nets rather than these players: the numbers above are the ones to read, and "
-              "this study is what reproduces the runs.",
+    lines += ["", "Each GAN's run folder is written by gankit's training loop (model.arch="
+              "gaussian on data.name=mixture-1d): `gankit train RUN/config.yaml` trains the "
+              "same GAN again.",
               "", "![fits](mixture.png)", "", "## What happened", "", *summary(verdicts), "",
               "## Local minima of each divergence over (mu, sigma)", "",
               "KL(q‖p) − 2 JSD(p‖q) is what the non-saturating generator descends when D = D* "

@@ -97,8 +97,11 @@ class Trainer:
         self.penalty_rng = torch.Generator(self.device)
         self._seed_streams(seed)
         labels = getattr(data, "labels", None)
-        if (config.model.objective in ("projection", "acgan", "semi-supervised")
-                and labels is not None and int(labels.max()) >= config.model.num_classes):
+        labelled = config.model.objective in ("projection", "acgan", "semi-supervised")
+        if labelled and labels is None:
+            raise GankitError(f"model.objective={config.model.objective} needs labelled data; "
+                              f"{getattr(data, 'name', config.data.name)} has no labels")
+        if labelled and int(labels.max()) >= config.model.num_classes:
             # Refused here rather than as an index error in the first step that draws one.
             raise GankitError(f"model.num_classes={config.model.num_classes}, but "
                               f"{getattr(data, 'name', config.data.name)} "

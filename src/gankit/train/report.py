@@ -81,11 +81,11 @@ def toy_summary(objective, data, n: int = 20000) -> dict[str, float]:
 
     latent = objective.sample_latent(n, torch.Generator().manual_seed(12345), objective.device)
     samples = objective.sample(latent).float().cpu().numpy()[:, 0]
-    distribution = data.distribution
+    p_data = data.distribution.distribution  # torch's mixture: exact moments of all modes
     summary = {"sample_mean": float(samples.mean()), "sample_std": float(samples.std()),
-               "data_mean": float(distribution.means[0, 0]), "data_std": distribution.std}
+               "data_mean": float(p_data.mean[0]), "data_std": float(p_data.variance[0].sqrt())}
     try:
-        summary.update(toy_divergences(samples, distribution))
+        summary.update(toy_divergences(samples, data.distribution))
     except ValueError:  # every sample equal: a collapsed G has no density to compare
         pass
     return summary
