@@ -102,9 +102,8 @@ def test_conditional_game_learns_a_different_answer_per_label(tmp_path, kind):
 
 def test_conditional_objective_refuses_unlabelled_data(tmp_path):
     config = tiny_config("toy-gaussian", **{"model.objective": "projection"})
-    trainer = Trainer(config, tmp_path / "run", build_dataset(config.data))
     with pytest.raises(GankitError, match="has no labels"):
-        trainer.train_step()
+        Trainer(config, tmp_path / "run", build_dataset(config.data))
 
 
 def test_trained_conditional_run_samples_by_label_from_the_api_and_cli(tmp_path, capsys):

@@ -333,7 +333,6 @@ def test_an_evaluation_logged_after_a_torn_line_stays_whole(tmp_path):
 def test_a_labelled_objective_on_unlabelled_data_is_refused_before_training(tmp_path, objective):
     # The toy sets have no labels: these games stopped with a TypeError from deep inside the
     # first training picture.
-    with pytest.raises(GankitError, match=f"model.objective={objective} needs labelled data; "
-                                          "ring of 8 has no labels"):
+    with pytest.raises(GankitError, match="ring of 8 has no labels: .* needs a labelled"):
         make_trainer(tmp_path, preset="toy-ring", **{"model.objective": objective})
     assert not (tmp_path / "run").exists()

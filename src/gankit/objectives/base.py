@@ -93,6 +93,10 @@ class Objective(nn.Module):
         """
         return {}
 
+    def check_data(self, data) -> None:
+        """Raise `GankitError` if this game cannot train on `data` (the loop asks before its
+        first picture or step); objectives that need labels or pairs override this."""
+
     def real_batch(self, data, n: int, generator: torch.Generator) -> Any:
         """The real minibatch a phase receives: images or points here; objectives that need
         labels or pairs override this (a tensor or a tuple of tensors, moved to the device)."""

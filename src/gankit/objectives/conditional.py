@@ -63,10 +63,13 @@ class ConditionalGANObjective(GANObjective):
         """The labels a latent code asks for."""
         return latent[:, self.latent_dim:].argmax(dim=1)
 
-    def real_batch(self, data, n: int, generator: torch.Generator):
+    def check_data(self, data) -> None:
         if not hasattr(data, "sample_labeled"):
             raise GankitError(f"{data.name} has no labels: a conditional objective "
                               f"({self.conditioning}) needs a labelled dataset such as mnist")
+
+    def real_batch(self, data, n: int, generator: torch.Generator):
+        self.check_data(data)
         return data.sample_labeled(n, generator)
 
     # ----------------------------------------------------------------- the phases

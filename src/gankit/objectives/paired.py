@@ -99,11 +99,14 @@ class PairedObjective(Objective):
         inputs = self.task.first_pairs(n)[0]
         return make_code(inputs, self.noise(n, generator)).to(device)
 
-    def real_batch(self, data, n: int, generator: torch.Generator):
-        """(input, target, direction) pairs from the task; `data` must be a paired task."""
+    def check_data(self, data) -> None:
         if not hasattr(data, "sample_pairs"):
             raise GankitError(f"{getattr(data, 'name', data)!r} is not a paired task: a paired "
                               f"objective needs (input, target) pairs such as ShiftedDigits")
+
+    def real_batch(self, data, n: int, generator: torch.Generator):
+        """(input, target, direction) pairs from the task; `data` must be a paired task."""
+        self.check_data(data)
         return data.sample_pairs(n, generator)
 
     @torch.no_grad()

@@ -174,12 +174,15 @@ class SemiSupervisedObjective(Objective):
 
     # ----------------------------------------------------------------- data
 
+    def check_data(self, data) -> None:
+        if getattr(data, "labels", None) is None or getattr(data, "images", None) is None:
+            raise GankitError(f"{data.name} has no labels: the semi-supervised objective "
+                              "needs a labelled image set such as mnist")
+
     def labelled_subset(self, data) -> torch.Tensor:
         """Indices of `data`'s labelled subset (chosen once per dataset, from the run seed)."""
         if self._labelled is None or self._labelled[0] is not data:
-            if getattr(data, "labels", None) is None or getattr(data, "images", None) is None:
-                raise GankitError(f"{data.name} has no labels: the semi-supervised objective "
-                                  "needs a labelled image set such as mnist")
+            self.check_data(data)
             indices = labelled_indices(data.labels, self.data_config.labelled_per_class,
                                        self.num_classes, self.seed)
             self._labelled = (data, indices)

@@ -97,11 +97,8 @@ class Trainer:
         self.penalty_rng = torch.Generator(self.device)
         self._seed_streams(seed)
         labels = getattr(data, "labels", None)
-        labelled = config.model.objective in ("projection", "acgan", "semi-supervised")
-        if labelled and labels is None:
-            raise GankitError(f"model.objective={config.model.objective} needs labelled data; "
-                              f"{getattr(data, 'name', config.data.name)} has no labels")
-        if labelled and int(labels.max()) >= config.model.num_classes:
+        if (config.model.objective in ("projection", "acgan", "semi-supervised")
+                and labels is not None and int(labels.max()) >= config.model.num_classes):
             # Refused here rather than as an index error in the first step that draws one.
             raise GankitError(f"model.num_classes={config.model.num_classes}, but "
                               f"{getattr(data, 'name', config.data.name)} "
@@ -109,6 +106,7 @@ class Trainer:
                               f"{int(labels.max()) + 1}")
         if objective is None:
             objective = build_objective(config, tuple(data.shape), self.penalty_rng)
+        objective.check_data(data)  # before the first picture, which draws a real batch too
         self.objective = objective.to(self.device)
         for net in self.objective.players().values():
             distributed.broadcast_state(net, self.ranks.world)  # every rank starts from rank 0
