@@ -56,7 +56,12 @@ def gaussian_1d(mean: float = 5.0, std: float = 1.0) -> ToyDistribution:
     return ToyDistribution(torch.tensor([[mean]]), std, name=f"N({mean:g}, {std:g}^2)")
 
 
-def mixture_1d(means: tuple[float, ...] = (-4.0, 4.0), std: float = 1.0) -> ToyDistribution:
+# mixture-1d's modes and std, which gankit.studies.mixture fits as well.
+MIXTURE_MEANS, MIXTURE_STD = (-4.0, 4.0), 1.0
+
+
+def mixture_1d(means: tuple[float, ...] = MIXTURE_MEANS, std: float = MIXTURE_STD
+               ) -> ToyDistribution:
     """The seeds' mode-dropping example: an equal mixture of 1D Gaussians, by default
     0.5 N(-4, 1) + 0.5 N(4, 1), modes eight standard deviations apart."""
     name = " + ".join(f"{1 / len(means):g} N({m:g},{std:g})" for m in means)

@@ -12,7 +12,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from gankit.errors import GankitError
+
 PhaseResult = tuple[torch.Tensor, dict[str, torch.Tensor]]
+
+
+def check_label_range(data, num_classes: int) -> None:
+    """Refuse labels past model.num_classes up front, rather than as an index error in the
+    first step that draws one (data without a `labels` tensor is not checked)."""
+    labels = getattr(data, "labels", None)
+    if labels is not None and int(labels.max()) >= num_classes:
+        raise GankitError(f"model.num_classes={num_classes}, but {data.name} has labels up to "
+                          f"{int(labels.max())}; set model.num_classes={int(labels.max()) + 1}")
 
 
 class Objective(nn.Module):

@@ -14,7 +14,7 @@ from torch import nn
 from gankit import losses
 from gankit.errors import GankitError
 from gankit.nets.batchnorm import batch_norm_parts
-from gankit.objectives.base import PhaseResult
+from gankit.objectives.base import PhaseResult, check_label_range
 from gankit.objectives.gan import GANObjective
 
 
@@ -64,12 +64,16 @@ class ConditionalGANObjective(GANObjective):
         return latent[:, self.latent_dim:].argmax(dim=1)
 
     def check_data(self, data) -> None:
+        self._require_labels(data)
+        check_label_range(data, self.num_classes)
+
+    def _require_labels(self, data) -> None:
         if not hasattr(data, "sample_labeled"):
             raise GankitError(f"{data.name} has no labels: a conditional objective "
                               f"({self.conditioning}) needs a labelled dataset such as mnist")
 
     def real_batch(self, data, n: int, generator: torch.Generator):
-        self.check_data(data)
+        self._require_labels(data)  # every step, so only this cheap part of check_data
         return data.sample_labeled(n, generator)
 
     # ----------------------------------------------------------------- the phases

@@ -23,7 +23,7 @@ from torch import nn
 from gankit.config import DataConfig
 from gankit.data.images import to_float
 from gankit.errors import GankitError
-from gankit.objectives.base import Objective, PhaseResult
+from gankit.objectives.base import Objective, PhaseResult, check_label_range
 
 EVAL_BATCH = 1000  # test images per forward pass when measuring the test error
 
@@ -178,6 +178,7 @@ class SemiSupervisedObjective(Objective):
         if getattr(data, "labels", None) is None or getattr(data, "images", None) is None:
             raise GankitError(f"{data.name} has no labels: the semi-supervised objective "
                               "needs a labelled image set such as mnist")
+        check_label_range(data, self.num_classes)
 
     def labelled_subset(self, data) -> torch.Tensor:
         """Indices of `data`'s labelled subset (chosen once per dataset, from the run seed)."""

@@ -26,6 +26,7 @@ from torch import distributions as D
 
 from gankit.config import RunConfig, load_config
 from gankit.data import build_dataset
+from gankit.data.toy import MIXTURE_MEANS, MIXTURE_STD
 from gankit.errors import GankitError
 from gankit.eval.divergences import js_divergence
 from gankit.train.loop import Trainer
@@ -34,11 +35,9 @@ from gankit.train.report import read_metrics
 DESCRIPTION = ("One Gaussian fitted to a two-mode mixture: maximum likelihood covers both modes, "
                "reverse KL and a GAN pick one")
 
-# p = 0.5 N(-4, 1^2) + 0.5 N(4, 1^2). Equal weights and one std, so the same mixture is also
-# gankit's mixture-1d dataset (gankit.data.toy.mixture_1d), which the GAN trains on.
+# p = 0.5 N(-4, 1^2) + 0.5 N(4, 1^2): gankit's mixture-1d dataset, which the GAN trains on.
 WEIGHTS = (0.5, 0.5)
-MEANS = (-4.0, 4.0)
-STD = 1.0
+MEANS, STD = MIXTURE_MEANS, MIXTURE_STD
 # Where the numerical fits and the GAN start: off-centre, so symmetry does not decide for them
 # (from mu = 0 exactly, the reverse-KL gradient in mu is 0 by symmetry).
 INIT_MU, INIT_SIGMA = 1.0, 1.0

@@ -96,14 +96,6 @@ class Trainer:
         self.latent_rng = torch.Generator()
         self.penalty_rng = torch.Generator(self.device)
         self._seed_streams(seed)
-        labels = getattr(data, "labels", None)
-        if (config.model.objective in ("projection", "acgan", "semi-supervised")
-                and labels is not None and int(labels.max()) >= config.model.num_classes):
-            # Refused here rather than as an index error in the first step that draws one.
-            raise GankitError(f"model.num_classes={config.model.num_classes}, but "
-                              f"{getattr(data, 'name', config.data.name)} "
-                              f"has labels up to {int(labels.max())}; set model.num_classes="
-                              f"{int(labels.max()) + 1}")
         if objective is None:
             objective = build_objective(config, tuple(data.shape), self.penalty_rng)
         objective.check_data(data)  # before the first picture, which draws a real batch too
