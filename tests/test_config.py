@@ -280,6 +280,44 @@ def test_dcgan_only_keys_are_refused_for_other_architectures(preset, override):
     assert load_config("mnist-dcgan", [override]).model.arch == "dcgan"
 
 
+PAIRED = ["data.name=shifted-mnist", "model.arch=paired", "model.objective=paired-gan"]
+
+
+def test_a_paired_game_is_one_config():
+    config = load_config("mnist-dcgan", PAIRED + ["loss.mode_seeking_weight=0.1"])
+    assert (config.model.objective, config.model.arch, config.data.name) == (
+        "paired-gan", "paired", "shifted-mnist")
+    assert config.loss.mode_seeking_weight == 0.1
+
+
+@pytest.mark.parametrize("override, words", [
+    ("model.arch=dcgan", "model.objective=paired-gan needs model.arch=paired"),
+    ("model.objective=gan", "model.arch=paired needs model.objective=paired-mse or paired-gan"),
+    ("data.name=mnist", "needs paired data (data.name=shifted-mnist), not 'mnist'"),
+    ("model.d_spectral_norm=true", "model.d_spectral_norm applies to model.arch=dcgan only"),
+    ("loss.r1_weight=1", "loss.r1_weight does not apply to model.objective=paired-gan"),
+    ("loss.augment=translation", "loss.augment does not apply to model.objective=paired-gan"),
+    ("loss.mode_seeking_weight=-1", "loss.mode_seeking_weight=-1.0 must be >= 0"),
+])
+def test_paired_settings_that_do_not_fit_are_refused(override, words):
+    with pytest.raises(GankitError) as excinfo:
+        load_config("mnist-dcgan", PAIRED + [override])
+    assert words in error_line(excinfo)
+
+
+@pytest.mark.parametrize("objective, override", [
+    ("gan", "loss.mode_seeking_weight=0.1"),        # an unpaired GAN has one noise per input
+    ("paired-mse", "loss.reconstruction_weight=1"),  # regression is all reconstruction
+])
+def test_the_paired_gan_terms_need_the_paired_gan(objective, override):
+    overrides = [override] if objective == "gan" else PAIRED + ["model.objective=paired-mse",
+                                                                override]
+    with pytest.raises(GankitError) as excinfo:
+        load_config("mnist-dcgan", overrides)
+    assert (f"{override.split('=')[0]} applies to model.objective=paired-gan only, not "
+            f"'{objective}'") in error_line(excinfo)
+
+
 def test_bad_choice_lists_the_choices():
     with pytest.raises(GankitError) as excinfo:
         load_config("toy-ring", ["loss.generator=bogus"])

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+import gankit
 from gankit.config import load_config
 from gankit.data.images import ImageData, load_idx_dataset
 from gankit.data.shifted import ShiftedDigits, shift_images
@@ -24,6 +26,7 @@ from gankit.eval.multimodal import (
 )
 from gankit.losses import mode_seeking_loss
 from gankit.nets.paired import PairedDiscriminator, PairedGenerator
+from gankit.objectives import build_objective
 from gankit.objectives.paired import PairedGANObjective, PairedMSEObjective, make_code
 from gankit.studies import STUDIES, multimodal
 from gankit.train.loop import Trainer
@@ -126,6 +129,61 @@ def test_paired_players_shapes():
     assert discriminator(images, outputs).shape == (5,)
     with pytest.raises(ValueError):
         PairedGenerator((1, 30, 30))
+
+
+def test_a_discriminator_without_its_dense_layer_reads_the_convs_straight():
+    discriminator = PairedDiscriminator((1, 28, 28), width=8, hidden=0)
+    assert [type(layer).__name__ for layer in discriminator.net][-2:] == ["Flatten", "Linear"]
+    assert discriminator.net[-1].in_features == 2 * 8 * 7 * 7
+    assert discriminator(torch.zeros(3, 1, 28, 28), torch.zeros(3, 1, 28, 28)).shape == (3,)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                 b.state_dict().values(), strict=True))
+
+
+def test_the_config_builds_the_study_players_from_their_seeds(tmp_path):
+    task = blocky_task()
+    seed = 5
+    gan = Trainer(multimodal.model_config("paired-gan", "gan", 1, seed, mode_seeking_weight=0.1),
+                  tmp_path / "gan", task).objective
+    mse = Trainer(multimodal.model_config("paired-mse", "mse", 1, seed), tmp_path / "mse",
+                  task).objective
+    assert isinstance(gan, PairedGANObjective) and isinstance(mse, PairedMSEObjective)
+    assert gan.mode_seeking_weight == 0.1 and gan.task is task and mse.discriminator is None
+    torch.manual_seed(seed)  # G from the run's seed, D from seed + 1, as the study always did
+    expected_g = PairedGenerator(task.shape, multimodal.NOISE_DIM, width=multimodal.G_WIDTH,
+                                 batchnorm=True)
+    torch.manual_seed(seed + 1)
+    expected_d = PairedDiscriminator(task.shape, width=multimodal.D_WIDTH,
+                                     hidden=multimodal.D_HIDDEN)
+    assert _same_weights(gan.generator.net, expected_g)
+    assert _same_weights(mse.generator.net, expected_g)  # the regressor starts from the GANs' G
+    assert _same_weights(gan.discriminator, expected_d)
+    with pytest.raises(GankitError, match="is built from its dataset"):
+        build_objective(multimodal.model_config("paired-gan", "gan", 1), task.shape)
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="needs MNIST under ../shared/data")
+def test_a_study_run_trains_again_from_its_config_and_samples(tmp_path):
+    task = ShiftedDigits(load_idx_dataset("mnist", SHARED_DATA, "train"))
+    config = multimodal.model_config("paired-gan", "gan", 3, mode_seeking_weight=0.1)
+    config.log.progress = False
+    run = tmp_path / "study"
+    multimodal.train(config, task, run)
+    again = gankit.train(run / "config.yaml", out=tmp_path / "again", data_root=SHARED_DATA,
+                         progress=False)
+    for player in ("generator", "discriminator"):
+        first = load_file(run / "checkpoints" / "step_00000003" / f"{player}.safetensors")
+        second = load_file(again / "checkpoints" / "step_00000003" / f"{player}.safetensors")
+        assert first.keys() == second.keys()
+        assert all(torch.equal(first[key], second[key]) for key in first)
+    model = gankit.load(again, data_root=SHARED_DATA)
+    samples = model.sample(5, seed=0)
+    assert samples.shape == (5, 1, 28, 28) and torch.equal(samples, model.sample(5, seed=0))
+    with pytest.raises(GankitError, match="MNIST"):
+        gankit.load(again, data_root=tmp_path / "nowhere")
 
 
 def test_latent_codes_carry_the_input_digit():

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from gankit.config import (
+    PAIRED_OBJECTIVES,
     RunConfig,
     apply_overrides,
     diff_keys,
@@ -208,16 +209,22 @@ class TrainedGAN:
         return labels.repeat((n + len(labels) - 1) // len(labels))[:n]
 
 
-def load(run_or_checkpoint: str | Path, device: str = "cpu") -> TrainedGAN:
+def load(run_or_checkpoint: str | Path, device: str = "cpu",
+         data_root: str | Path | None = None) -> TrainedGAN:
     """Rebuild the players of a run from a run folder or a checkpoint folder.
 
     Args:
         run_or_checkpoint: a run folder, its `checkpoints/` folder or one checkpoint folder.
         device: where to put the nets.
+        data_root: where the run's dataset lives; read only for a paired run, whose samples
+            are outputs for input images drawn from it.
     """
     weights, state, checkpoint = load_checkpoint(run_or_checkpoint, map_location="cpu")
     config = from_dict(state["config"])
-    objective = build_objective(config, tuple(state["sample_shape"]))
+    data = None
+    if config.model.objective in PAIRED_OBJECTIVES:
+        data = build_dataset(config.data, data_root, progress=False)
+    objective = build_objective(config, tuple(state["sample_shape"]), data=data)
     if "generator_ema" in weights:
         objective.generator_ema = copy.deepcopy(objective.generator)
     for name, net in [*objective.players().items(), ("generator_ema", objective.generator_ema)]:

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also save the raw samples as .npy beside the PNG")
     sample.add_argument("--labels", help="conditional runs: classes to draw in turn, e.g. "
                                          "0,1,2 (one column of the grid each)")
+    sample.add_argument("--data-root", type=Path,
+                        help="folder holding the datasets (paired runs draw their inputs there)")
     evaluation = commands.add_parser(
         "eval", help="measure a run (FID, KID, precision/recall, modes, ...) and record it")
     evaluation.add_argument("run", type=Path, help="run folder")
@@ -182,7 +184,7 @@ def _sample(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix.lower() not in PICTURE_SUFFIXES:
         raise GankitError(f"--out {args.out}: the picture needs a {'/'.join(PICTURE_SUFFIXES)} "
                           "path (--npy writes the raw samples beside it)")
-    model = load(args.run)
+    model = load(args.run, data_root=args.data_root)
     samples = model.sample(args.n, seed=args.seed, labels=labels)
     run_dir = model.checkpoint.parent.parent
     out = args.out if args.out is not None else run_dir / "sample.png"

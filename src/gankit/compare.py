@@ -56,7 +56,7 @@ def compare(runs: Sequence[str | Path], out: str | Path, n: int = 10000,
 
     if not runs:
         raise GankitError("compare needs at least one run folder")
-    models = [_load_run(Path(run), load) for run in runs]
+    models = [_load_run(Path(run), load, data_root) for run in runs]
     data_name = models[0].config.data.name
     for run, model in zip(runs, models, strict=True):
         if _data_label(model.config) != _data_label(models[0].config):
@@ -144,14 +144,14 @@ def draw_panels(panels: Sequence[tuple[str, torch.Tensor]], path: Path) -> Path:
     return path
 
 
-def _load_run(path: Path, load):
+def _load_run(path: Path, load, data_root):
     """The trained model of a run folder, or one line saying the folder is not a run."""
     from gankit.data.toy import TOY_DATASETS
 
     if not path.is_dir():
         raise GankitError(f"{path}: no such run folder")
     try:
-        model = load(path)
+        model = load(path, data_root=data_root)
     except GankitError as error:
         raise GankitError(f"{path} is not a run folder ({error})") from None
     if model.config.data.name in TOY_DATASETS:

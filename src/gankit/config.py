@@ -30,7 +30,8 @@ class DataConfig:
     """Where the real samples come from."""
 
     # gaussian-1d | mixture-1d | ring | grid | digits | mnist | fashion-mnist | stacked-mnist | usps
-    # | olivetti | folder (your own images: data.path)
+    # | olivetti | folder (your own images: data.path) | shifted-mnist (pairs: an MNIST digit and
+    # the same digit moved 6 px left or right, a coin flip each; the paired objectives' task)
     name: str = "digits"
     split: str = "train"
     # data.name=folder: the folder of images (class subfolders give labels), as given or under
@@ -55,17 +56,23 @@ class ModelConfig:
     # The game (gankit.objectives): gan | projection (conditional, projection D) | acgan
     # | vae (the VAE baseline: the generator is its decoder; no discriminator)
     # | semi-supervised (D a K-class classifier, G by feature matching; Salimans et al. 2016)
+    # | paired-mse | paired-gan (image to image on paired data: G(input, noise) trained by MSE
+    # regression, or against a D that judges (input, output) pairs as in pix2pix)
     objective: str = "gan"
     num_classes: int = 10  # conditional objectives: how many labels
     # mlp | dcgan | resnet (SNGAN, 32 px only; D always spectrally normed)
     # | gaussian (G(z) = mu + sigma z, one Gaussian per coordinate; an MLP D)
+    # | paired (the paired objectives' encoder-decoder G, fed the input and latent_dim noise,
+    # and a D of (input, output) pairs)
     arch: str = "mlp"
-    # dcgan: channels of the widest-resolution conv layer (ndf, and ngf unless g_width is set);
+    # dcgan, paired: channels of the widest-resolution conv layer (ndf, and ngf unless g_width
+    # is set);
     # resnet: channels of every residual block (SNGAN's ch)
     width: int = 64
     d_spectral_norm: bool = False  # dcgan: spectral norm on D's convs in place of batch norm
-    d_fc_width: int = 0  # dcgan: a fully connected hidden layer of this many units before D's logit
-    g_width: int = 0  # dcgan: G's width where it differs from D's (0: model.width for both)
+    # dcgan, paired: a fully connected hidden layer of this many units before D's logit
+    d_fc_width: int = 0
+    g_width: int = 0  # dcgan, paired: G's width where it differs from D's (0: model.width for both)
     # gaussian: where G starts, [mu, sigma] (sigma > 0)
     g_start: list[float] = field(default_factory=lambda: [0.0, 1.0])
     latent_dim: int = 100
@@ -76,7 +83,7 @@ class ModelConfig:
     g_activation: str = "leaky_relu"  # relu | leaky_relu | tanh | softplus
     d_activation: str = "leaky_relu"
     g_output: str = "tanh"  # tanh (images in [-1, 1]) | identity (toy data)
-    g_batchnorm: bool = False
+    g_batchnorm: bool = False  # mlp, paired: batch norm in G's hidden layers
     d_dropout: float = 0.0
 
 
@@ -96,6 +103,11 @@ class LossConfig:
     pack: int = 1
     # DiffAugment ops on every image D sees, comma-separated: color, translation, cutout.
     augment: str = ""
+    # model.objective=paired-gan: pix2pix's L1 term |G(x, z) - y| in G's loss (0: a purely
+    # adversarial game), and MSGAN's mode-seeking term (Mao et al. 2019), which pays G for
+    # outputs that differ when its noise does.
+    reconstruction_weight: float = 0.0
+    mode_seeking_weight: float = 0.0
 
 
 @dataclass
@@ -177,10 +189,11 @@ MODEL_SECTIONS = ("model", "loss", "data")
 
 _CHOICES = {
     "data.name": ("gaussian-1d", "mixture-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
-                  "stacked-mnist", "usps", "olivetti", "folder"),
+                  "stacked-mnist", "usps", "olivetti", "folder", "shifted-mnist"),
     "data.split": ("train", "test"),
-    "model.objective": ("gan", "projection", "acgan", "vae", "semi-supervised"),
-    "model.arch": ("mlp", "dcgan", "resnet", "gaussian"),
+    "model.objective": ("gan", "projection", "acgan", "vae", "semi-supervised", "paired-mse",
+                        "paired-gan"),
+    "model.arch": ("mlp", "dcgan", "resnet", "gaussian", "paired"),
     "model.latent": ("normal", "uniform"),
     "model.g_activation": ("relu", "leaky_relu", "tanh", "softplus"),
     "model.d_activation": ("relu", "leaky_relu", "tanh", "softplus"),
@@ -198,7 +211,8 @@ _POSITIVE = (
     "log.n_samples", "log.toy_points",
 )
 _NON_NEGATIVE = (
-    "loss.gp_weight", "loss.r1_weight", "train.g_lr", "train.d_lr", "train.momentum",
+    "loss.gp_weight", "loss.r1_weight", "loss.reconstruction_weight",
+    "loss.mode_seeking_weight", "train.g_lr", "train.d_lr", "train.momentum",
     "train.threads", "model.d_dropout", "model.d_fc_width", "model.g_width", "log.eval_every",
     "log.eval_n", "data.pad", "data.size",
 )
@@ -219,12 +233,13 @@ def validate(config: RunConfig) -> RunConfig:
     for key in ("model.g_hidden", "model.d_hidden"):
         if not all(width > 0 for width in flat[key]):
             raise GankitError(f"{key}={flat[key]!r}: every layer width must be > 0")
-    if config.model.arch != "dcgan":
-        # Say so rather than build a net without the layer the user asked for.
-        for key in ("d_fc_width", "d_spectral_norm", "g_width"):
-            if getattr(config.model, key):
-                raise GankitError(f"model.{key} applies to model.arch=dcgan only, not "
-                                  f"{config.model.arch!r}")
+    # Say so rather than build a net without the layer the user asked for.
+    for key, archs in (("d_fc_width", ("dcgan", "paired")), ("g_width", ("dcgan", "paired")),
+                       ("d_spectral_norm", ("dcgan",))):
+        if getattr(config.model, key) and config.model.arch not in archs:
+            raise GankitError(f"model.{key} applies to model.arch={' or '.join(archs)} only, "
+                              f"not {config.model.arch!r}")
+    _check_paired(config)
     if config.model.g_start != ModelConfig().g_start:
         if config.model.arch != "gaussian":
             raise GankitError(f"model.g_start applies to model.arch=gaussian only, not "
@@ -251,7 +266,7 @@ def validate(config: RunConfig) -> RunConfig:
         parse_policy(config.loss.augment)
     except ValueError as error:
         raise GankitError(f"loss.augment={config.loss.augment!r}: {error}") from None
-    if config.model.objective in ("vae", "semi-supervised"):
+    if config.model.objective in ("vae", "semi-supervised", "paired-mse"):
         # Their losses are fixed (ELBO; K+1 classes and feature matching): say so rather than
         # train without the loss, penalty or augmentation asked for.
         for key in ("name", "generator", "r1_weight", "gp_weight", "augment"):
@@ -272,6 +287,35 @@ def validate(config: RunConfig) -> RunConfig:
     if not 0 <= config.train.lr_decay_from <= 1:
         raise GankitError(f"train.lr_decay_from={config.train.lr_decay_from!r} must be in [0, 1]")
     return config
+
+
+# The objectives that map an input image to an output image, and the data that gives them
+# (input, target) pairs.
+PAIRED_OBJECTIVES = ("paired-mse", "paired-gan")
+PAIRED_DATA = ("shifted-mnist",)
+
+
+def _check_paired(config: RunConfig) -> None:
+    """The paired games go together: their objective, their nets, their data and loss terms."""
+    model, loss = config.model, config.loss
+    paired = model.objective in PAIRED_OBJECTIVES
+    if paired and model.arch != "paired":
+        raise GankitError(f"model.objective={model.objective} needs model.arch=paired (a G fed "
+                          f"the input image), not {model.arch!r}")
+    if model.arch == "paired" and not paired:
+        raise GankitError(f"model.arch=paired needs model.objective="
+                          f"{' or '.join(PAIRED_OBJECTIVES)}, not {model.objective!r}")
+    if paired and config.data.name not in PAIRED_DATA:
+        raise GankitError(f"model.objective={model.objective} needs paired data "
+                          f"(data.name={' or '.join(PAIRED_DATA)}), not {config.data.name!r}")
+    for key in ("reconstruction_weight", "mode_seeking_weight"):
+        if getattr(loss, key) and model.objective != "paired-gan":
+            raise GankitError(f"loss.{key} applies to model.objective=paired-gan only, not "
+                              f"{model.objective!r}")
+    if model.objective == "paired-gan":
+        for key in ("r1_weight", "gp_weight", "augment"):  # its D takes pairs: no such terms
+            if getattr(loss, key) != getattr(LossConfig, key):
+                raise GankitError(f"loss.{key} does not apply to model.objective=paired-gan")
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -11,6 +11,7 @@ from gankit.data.faces import load_olivetti
 from gankit.data.folder import load_image_folder
 from gankit.data.images import IDX_FOLDERS, ImageData, load_digits, load_idx_dataset, pad_images
 from gankit.data.root import resolve_data_root
+from gankit.data.shifted import ShiftedDigits
 from gankit.data.stacked_mnist import StackedMNIST
 from gankit.data.toy import TOY_DATASETS, ToyDistribution
 from gankit.data.usps import load_usps
@@ -35,7 +36,8 @@ class PointData:
 
 
 def build_dataset(config: DataConfig, data_root: str | Path | None = None,
-                  progress: bool = True) -> ImageData | PointData | StackedMNIST:
+                  progress: bool = True
+                  ) -> ImageData | PointData | StackedMNIST | ShiftedDigits:
     """The dataset a run config names, read from the resolved data root when it needs files.
 
     With `config.pad` > 0 every image gets that many pixels of background on each side, once,
@@ -53,7 +55,7 @@ def build_dataset(config: DataConfig, data_root: str | Path | None = None,
 
 
 def _load(config: DataConfig, data_root: str | Path | None, progress: bool
-          ) -> ImageData | PointData | StackedMNIST:
+          ) -> ImageData | PointData | StackedMNIST | ShiftedDigits:
     """The dataset `config.name` names, as stored (no padding)."""
     if config.name in TOY_DATASETS:
         return PointData(TOY_DATASETS[config.name]())
@@ -62,6 +64,8 @@ def _load(config: DataConfig, data_root: str | Path | None, progress: bool
     if config.name == "stacked-mnist":
         # Fresh triples every batch: the 1,000-mode distribution itself, not a fixed sample.
         return StackedMNIST(load_idx_dataset("mnist", resolve_data_root(data_root), config.split))
+    if config.name == "shifted-mnist":
+        return ShiftedDigits(load_idx_dataset("mnist", resolve_data_root(data_root), config.split))
     if config.name == "olivetti":
         return load_olivetti(resolve_data_root(data_root))
     if config.name == "usps":
@@ -74,5 +78,5 @@ def _load(config: DataConfig, data_root: str | Path | None, progress: bool
     raise ValueError(f"unknown dataset {config.name!r}")  # config validation stops this first
 
 
-__all__ = ["ImageData", "PointData", "StackedMNIST", "ToyDistribution", "build_dataset",
-           "resolve_data_root"]
+__all__ = ["ImageData", "PointData", "ShiftedDigits", "StackedMNIST", "ToyDistribution",
+           "build_dataset", "resolve_data_root"]

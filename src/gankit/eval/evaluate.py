@@ -75,7 +75,8 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
         metrics = tuple(metrics.split(","))  # "fid,pr", as on the command line
     check_request(metrics, n)
     device = str(resolve_device(device))
-    samples, distribution, run_labels = _source_samples(source, n, seed, latent_dim, device)
+    samples, distribution, run_labels = _source_samples(source, n, seed, latent_dim, device,
+                                                        data_root)
     if samples.is_floating_point() and not samples.isfinite().all():
         # Named here once: the metric functions below raise a bare ValueError for it.
         origin = source if isinstance(source, (str, Path)) else "the source"
@@ -120,7 +121,8 @@ def check_sample_shape(metrics: Sequence[str], sample_shape: tuple[int, ...]) ->
 # ----------------------------------------------------------------------------- sources
 
 
-def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, device: str):
+def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, device: str,
+                    data_root: str | Path | None = None):
     """(samples, toy distribution or None, requested labels or None) for any kind of source."""
     if isinstance(source, np.ndarray):
         source = torch.from_numpy(source)
@@ -143,7 +145,7 @@ def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, devi
         from gankit.api import load  # a run folder: rebuild its generator
         from gankit.data.toy import TOY_DATASETS
 
-        model = load(path, device=device)
+        model = load(path, device=device, data_root=data_root)
         # A conditional model is asked for every label equally often (0, 1, ..., K-1, 0, ...).
         labels = torch.arange(n) % model.num_classes if model.num_classes else None
         samples = model.sample(n, seed=seed, labels=labels)

@@ -73,15 +73,16 @@ class PairedDiscriminator(nn.Module):
 
     Layers (w = width): Conv(2C, w, k4, s2) -> H/2, Conv(w, 2w, k4, s2) -> H/4, then
     Linear(2w x H/4 x W/4, hidden) and Linear(hidden, 1), LeakyReLU(0.2) after all but the
-    last. The convs see only 10-pixel windows; the hidden dense layer compares the whole input
-    with the whole output (is the output one copy of the input, moved?). Without it, D's
-    logit was linear in the conv features and, in this task's trials, let G get away with
-    double images for thousands of steps.
+    last (hidden 0: Linear(2w x H/4 x W/4, 1) straight from the convs). The convs see only
+    10-pixel windows; the hidden dense layer compares the whole input with the whole output
+    (is the output one copy of the input, moved?). Without it, D's logit was linear in the
+    conv features and, in this task's trials, let G get away with double images for thousands
+    of steps.
 
     Args:
         image_shape: (C, H, W) of one image of the pair, H and W divisible by 4.
         width: channels of the first conv layer.
-        hidden: units of the hidden dense layer.
+        hidden: units of the hidden dense layer; 0 leaves it out.
 
     Raises:
         ValueError: for an image shape the layers cannot halve twice.
@@ -91,11 +92,14 @@ class PairedDiscriminator(nn.Module):
                  hidden: int = 128):
         super().__init__()
         channels, height, wide = _check_shape(image_shape)
+        features = 2 * width * (height // 4) * (wide // 4)
         self.net = nn.Sequential(
             nn.Conv2d(2 * channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(2 * width * (height // 4) * (wide // 4), hidden),
-            nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+            nn.Flatten())
+        # Layers made in order: the same seed gives the same weights as ever.
+        self.net.extend([nn.Linear(features, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)]
+                        if hidden else [nn.Linear(features, 1)])
 
     def forward(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([inputs, outputs], dim=1)).squeeze(1)

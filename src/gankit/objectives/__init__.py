@@ -1,7 +1,8 @@
 """Objectives: what one discriminator phase and one generator phase compute from a batch.
 
 `model.objective` names the game; each entry of `BUILDERS` turns a run config into that
-objective with freshly initialised players.
+objective with freshly initialised players. The paired objectives also hold their task, which
+draws the input images their generator is fed, so they are built from the data itself.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from collections.abc import Callable
 
 import torch
 
-from gankit.config import RunConfig
+from gankit.config import PAIRED_OBJECTIVES, RunConfig
 from gankit.errors import GankitError
 from gankit.nets import build_discriminator, build_generator
 from gankit.nets.conditional import AuxiliaryClassifierDiscriminator, ProjectionDiscriminator
 from gankit.objectives.base import Objective
 from gankit.objectives.conditional import ConditionalGANObjective
 from gankit.objectives.gan import GANObjective
+from gankit.objectives.paired import PairedGANObjective, PairedMSEObjective, build_paired
 from gankit.objectives.semisupervised import SemiSupervisedObjective, build_semi_supervised
 from gankit.objectives.vae import VAEObjective, build_vae
 
@@ -60,12 +62,20 @@ BUILDERS: dict[str, Callable[..., Objective]] = {
 
 
 def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
-                    penalty_generator: torch.Generator | None = None) -> Objective:
-    """The objective (with freshly initialised players) that a run config describes."""
+                    penalty_generator: torch.Generator | None = None, data=None) -> Objective:
+    """The objective (with freshly initialised players) that a run config describes.
+
+    `data` (the run's dataset) is needed by the paired objectives only.
+    """
     if config.loss.augment and len(sample_shape) != 3:
         # DiffAugment's ops shift, crop and recolour C x H x W images.
         raise GankitError(f"loss.augment={config.loss.augment!r} needs images; "
                           f"{config.data.name} gives samples of shape {tuple(sample_shape)}")
+    if config.model.objective in PAIRED_OBJECTIVES:
+        if data is None:
+            raise GankitError(f"model.objective={config.model.objective} is built from its "
+                              f"dataset ({config.data.name}); none was given")
+        return build_paired(config, data)
     try:
         return BUILDERS[config.model.objective](config, sample_shape, penalty_generator)
     except ValueError as error:  # the nets' constructors refuse shapes they cannot take
@@ -75,4 +85,5 @@ def build_objective(config: RunConfig, sample_shape: tuple[int, ...],
 
 
 __all__ = ["BUILDERS", "ConditionalGANObjective", "GANObjective", "Objective",
-           "SemiSupervisedObjective", "VAEObjective", "build_objective"]
+           "PairedGANObjective", "PairedMSEObjective", "SemiSupervisedObjective", "VAEObjective",
+           "build_objective"]

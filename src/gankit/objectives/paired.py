@@ -27,7 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit import losses
+from gankit.config import RunConfig
 from gankit.errors import GankitError
+from gankit.nets.paired import PairedDiscriminator, PairedGenerator
 from gankit.objectives.base import Objective, PhaseResult
 
 
@@ -235,3 +237,29 @@ class PairedGANObjective(PairedObjective):
             g_loss = g_loss + self.mode_seeking_weight * seeking
             stats["g_mode_seeking"] = seeking.detach()
         return g_loss, stats
+
+
+def build_paired(config: RunConfig, data) -> PairedObjective:
+    """The paired objective a run config describes, with fresh players, on the task `data`.
+
+    `model.arch=paired`: a `PairedGenerator` of width `model.g_width` (or `model.width`) with
+    `model.latent_dim` noise units and `model.g_batchnorm`; for paired-gan a
+    `PairedDiscriminator` of width `model.width` with a `model.d_fc_width`-unit dense layer.
+
+    G draws its initial weights from the global stream as the loop seeded it; D from its own
+    stream, seed + 1, so that D's shape never moves G's start and the regressor (no D) starts
+    from the GANs' G. The multimodal study's runs have always been seeded this way.
+    """
+    model, loss = config.model, config.loss
+    shape = tuple(data.shape)
+    net = PairedGenerator(shape, model.latent_dim, width=model.g_width or model.width,
+                          batchnorm=model.g_batchnorm)
+    if model.objective == "paired-mse":
+        return PairedMSEObjective(net, data, model.latent_dim)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 1)
+        discriminator = PairedDiscriminator(shape, width=model.width, hidden=model.d_fc_width)
+    return PairedGANObjective(net, data, model.latent_dim, discriminator, loss=loss.name,
+                              generator_loss=loss.generator,
+                              reconstruction_weight=loss.reconstruction_weight,
+                              mode_seeking_weight=loss.mode_seeking_weight)

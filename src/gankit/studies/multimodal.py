@@ -4,8 +4,8 @@ The task: given an MNIST digit, predict the same digit moved 6 pixels left or ri
 probability 1/2 (`gankit.data.shifted`). Nothing in the input says which, so the right answer
 is a distribution with two sharp modes.
 
-Two models, one network (`gankit.nets.paired.PairedGenerator`, an encoder-decoder fed the
-digit and a noise vector), both trained by gankit's training loop:
+Three models, one network (`gankit.nets.paired.PairedGenerator`, an encoder-decoder fed the
+digit and a noise vector), all trained by gankit's training loop:
 
 - regression: the network fed zero noise and trained with MSE. MSE is minimised by the
   conditional mean, here the average of the two shifted digits: a ghosted double image that is
@@ -17,6 +17,9 @@ digit and a noise vector), both trained by gankit's training loop:
   always goes the same way;
 - the same conditional GAN plus MSGAN's mode-seeking term (Mao et al. 2019), which pays G for
   outputs that differ when the noise does, so one digit's noise draws reach both futures.
+
+Each is an ordinary run config (`model_config`: `model.arch=paired`, `model.objective=paired-mse`
+or `paired-gan`, `data.name=shifted-mnist`), so `gankit train RUN/config.yaml` retrains one.
 
 `gankit.eval.multimodal` measures, on held-out MNIST test digits, how far each output is from
 the nearer of its two possible targets, whether it is "near" one (closer than a quarter of the
@@ -34,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit.config import load_config
+from gankit.config import RunConfig, load_config
 from gankit.data import resolve_data_root
 from gankit.data.images import load_idx_dataset
 from gankit.data.shifted import SHIFT, ShiftedDigits
@@ -46,8 +49,7 @@ from gankit.eval.multimodal import (
     classify_outputs,
     multimodal_summary,
 )
-from gankit.nets.paired import PairedDiscriminator, PairedGenerator
-from gankit.objectives.paired import PairedGANObjective, PairedMSEObjective
+from gankit.objectives.paired import PairedObjective
 from gankit.train.loop import Trainer
 from gankit.train.report import read_metrics
 
@@ -82,57 +84,51 @@ FIGURE_DRAWS = 4  # figure rows per GAN
 # ----------------------------------------------------------------------------- the models
 
 
-def build_objectives(task: ShiftedDigits, seed: int = SEED,
-                     reconstruction_weight: float = RECONSTRUCTION_WEIGHT,
-                     mode_seeking_weight: float = MODE_SEEKING_WEIGHT
-                     ) -> tuple[PairedMSEObjective, dict[str, PairedGANObjective]]:
-    """The regressor and the two conditional GANs, with the same network and initial weights.
+def model_config(objective: str, name: str, steps: int, seed: int = SEED,
+                 reconstruction_weight: float = 0.0, mode_seeking_weight: float = 0.0
+                 ) -> RunConfig:
+    """The run config of one of the study's models: the whole run, players included.
+
+    All three share the network (`model.arch=paired`) and the loop's settings and differ only
+    in the game, so they start from the same G; `gankit train RUN/config.yaml` trains one again.
 
     Args:
-        task: the training pairs.
-        seed: seeds the networks' initial weights.
-        reconstruction_weight: the GANs' L1 weight (0: pure adversarial).
-        mode_seeking_weight: the second GAN's mode-seeking weight.
-
-    Returns:
-        (mse_objective, {"GAN": plain GAN, SEEKING: GAN with mode seeking}).
+        objective: "paired-mse" (the regressor) or "paired-gan".
+        name: the run's name.
+        steps: generator steps.
+        seed: initial weights, batches and noise.
+        reconstruction_weight, mode_seeking_weight: the GAN's extra G loss terms.
     """
-    def network() -> PairedGenerator:
-        torch.manual_seed(seed)
-        return PairedGenerator(task.shape, NOISE_DIM, width=G_WIDTH, batchnorm=True)
-
-    def discriminator() -> PairedDiscriminator:
-        torch.manual_seed(seed + 1)
-        return PairedDiscriminator(task.shape, width=D_WIDTH, hidden=D_HIDDEN)
-
-    return (PairedMSEObjective(network(), task, NOISE_DIM),
-            {name: PairedGANObjective(network(), task, NOISE_DIM, discriminator(),
-                                      reconstruction_weight=reconstruction_weight,
-                                      mode_seeking_weight=weight)
-             for name, weight in (("GAN", 0.0), (SEEKING, mode_seeking_weight))})
-
-
-def train(objective, task: ShiftedDigits, run_dir: Path, name: str, steps: int,
-          seed: int = SEED, progress: bool = False) -> float:
-    """Train one objective with gankit's loop into `run_dir`; returns the wall time in seconds.
-
-    The loop's settings come from a RunConfig. Its model section describes a preset's nets, not
-    the players passed in, so the run folder cannot be retrained from its config.yaml; this
-    study is what reproduces it.
-    """
-    run_dir = Path(run_dir)
-    shutil.rmtree(run_dir, ignore_errors=True)  # metrics.jsonl appends: start clean
-    config = load_config("mnist-dcgan", {
+    game = ("MSE regression, G fed zero noise" if objective == "paired-mse" else
+            "a conditional GAN whose D judges (input, output) pairs"
+            + (f", plus mode seeking x {mode_seeking_weight:g}" if mode_seeking_weight else "")
+            + (f", plus L1 x {reconstruction_weight:g}" if reconstruction_weight else ""))
+    return load_config("mnist-dcgan", {
         "name": name, "seed": seed,
-        "description": f"{objective.describe()}; {task.name}",
+        "description": f"An MNIST digit to the same digit moved {SHIFT} px left or right: {game}",
+        "data.name": "shifted-mnist",
+        "model.objective": objective, "model.arch": "paired", "model.latent_dim": NOISE_DIM,
+        "model.g_width": G_WIDTH, "model.width": D_WIDTH, "model.d_fc_width": D_HIDDEN,
+        "model.g_batchnorm": True,
+        "loss.reconstruction_weight": reconstruction_weight,
+        "loss.mode_seeking_weight": mode_seeking_weight,
         "train.steps": steps, "train.batch_size": BATCH, "train.optimizer": "adam",
         "train.g_lr": LEARNING_RATE, "train.d_lr": LEARNING_RATE, "train.betas": [0.5, 0.999],
         "train.ema": 0.0, "train.threads": 1,
         "log.every": 50, "log.sample_every": max(steps // 5, 1), "log.checkpoint_every": steps,
         "log.keep_checkpoints": 1, "log.n_samples": 32, "log.tensorboard": False})
+
+
+def train(config: RunConfig, task: ShiftedDigits, run_dir: Path, progress: bool = False
+          ) -> tuple[PairedObjective, float]:
+    """Train one model with gankit's loop into `run_dir` (emptied first: it belongs to this
+    study); returns the trained objective and the wall time in seconds."""
+    run_dir = Path(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)  # metrics.jsonl appends: start clean
     started = time.perf_counter()
-    Trainer(config, run_dir, task, objective=objective, progress=progress).fit()
-    return time.perf_counter() - started
+    trainer = Trainer(config, run_dir, task, progress=progress)
+    trainer.fit()
+    return trainer.objective, time.perf_counter() - started
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -319,8 +315,9 @@ def write_outputs(folder: Path, rows: dict, setup: dict) -> None:
         "half its batch's inputs twice, with two noise draws, and adds 1 / (mean |output "
         "difference| / mean |noise difference| + 1e-5); "
         f"{setup['seeking_seconds']:.0f} s. Run folder: `{setup['seeking_run']}`.",
-        f"- Reproduce with `gankit study multimodal` (seed {setup['seed']}; the run folders' "
-        "config.yaml describe the loop's settings, not these players).", ""]
+        f"- Reproduce with `gankit study multimodal` (seed {setup['seed']}), or retrain one "
+        "model with `gankit train RUN/config.yaml`: each run folder's config describes its "
+        "whole run.", ""]
     (folder / "report.md").write_text("\n".join(lines))
 
 
@@ -348,14 +345,18 @@ def compare(folder: Path, task: ShiftedDigits, test: ShiftedDigits, mse_steps: i
         {"setup": ..., "rows": ...}, as written to results.json.
     """
     folder = Path(folder)
-    torch.set_num_threads(1)
-    mse, gans = build_objectives(task, seed, reconstruction_weight, mode_seeking_weight)
     runs = folder / "runs"
-    mse_seconds = train(mse, task, runs / "mse", "multimodal-mse", mse_steps, seed, progress)
-    gan_seconds = train(gans["GAN"], task, runs / "gan", "multimodal-gan", gan_steps, seed,
-                        progress)
-    seeking_seconds = train(gans[SEEKING], task, runs / "gan-mode-seeking",
-                            "multimodal-gan-mode-seeking", gan_steps, seed, progress)
+    mse, mse_seconds = train(
+        model_config("paired-mse", "multimodal-mse", mse_steps, seed), task, runs / "mse",
+        progress)
+    gan, gan_seconds = train(
+        model_config("paired-gan", "multimodal-gan", gan_steps, seed, reconstruction_weight),
+        task, runs / "gan", progress)
+    seeking, seeking_seconds = train(
+        model_config("paired-gan", "multimodal-gan-mode-seeking", gan_steps, seed,
+                     reconstruction_weight, mode_seeking_weight),
+        task, runs / "gan-mode-seeking", progress)
+    gans = {"GAN": gan, SEEKING: seeking}
     rows = measure(test, mse, gans, min(n_eval, len(test)), draws, seed)
     inputs = figure_inputs(test)
     left, right = test.both_targets(inputs)

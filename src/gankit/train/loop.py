@@ -97,7 +97,7 @@ class Trainer:
         self.penalty_rng = torch.Generator(self.device)
         self._seed_streams(seed)
         if objective is None:
-            objective = build_objective(config, tuple(data.shape), self.penalty_rng)
+            objective = build_objective(config, tuple(data.shape), self.penalty_rng, data)
         objective.check_data(data)  # before the first picture, which draws a real batch too
         self.objective = objective.to(self.device)
         for net in self.objective.players().values():
