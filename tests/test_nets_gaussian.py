@@ -37,6 +37,34 @@ def test_parameter_stats_report_what_it_samples():
     assert stats["g_sigma"].item() == pytest.approx(math.e)
 
 
+def test_density_is_the_normal_it_samples():
+    generator = GaussianGenerator(1, (1,), mu=-4.0, sigma=0.5)
+    points = torch.tensor([[-4.0], [-3.0], [0.0]])
+    expected = [math.exp(-((x + 4.0) / 0.5) ** 2 / 2) / (0.5 * math.sqrt(2 * math.pi))
+                for x in (-4.0, -3.0, 0.0)]
+    assert generator.density(points).tolist() == pytest.approx(expected, rel=1e-5)
+    two = GaussianGenerator(2, (2,), mu=0.0, sigma=1.0)  # independent coordinates: a product
+    assert two.density(torch.zeros(1, 2)).item() == pytest.approx(1 / (2 * math.pi), rel=1e-6)
+
+
+def test_the_run_picture_draws_the_exact_density(tmp_path, monkeypatch):
+    from gankit.data import build_dataset
+    from gankit.train import pictures
+    from gankit.train.loop import Trainer
+
+    drawn = {}
+    monkeypatch.setattr(pictures, "plot_1d_frame",
+                        lambda path, grid, *args, p_g=None, **kwargs: drawn.update(grid=grid,
+                                                                                 p_g=p_g))
+    config = load_config("toy-gaussian", ["model.arch=gaussian", "model.latent=normal",
+                                          "model.latent_dim=1", "model.g_start=[5, 2]"])
+    trainer = Trainer(config, tmp_path / "run", build_dataset(config.data), progress=False)
+    trainer.pictures.snapshot(0)
+    assert drawn["p_g"] == pytest.approx(
+        [math.exp(-((x - 5) / 2) ** 2 / 2) / (2 * math.sqrt(2 * math.pi)) for x in drawn["grid"]],
+        rel=1e-5)
+
+
 @pytest.mark.parametrize("latent_dim, sigma", [(2, 1.0), (1, 0.0)])
 def test_constructor_refuses_a_wrong_latent_or_sigma(latent_dim, sigma):
     with pytest.raises(ValueError, match="latent_dim|sigma"):

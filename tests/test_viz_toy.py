@@ -10,6 +10,7 @@ from scipy.stats import norm
 
 from gankit.viz.toy import (
     kde_optimal_discriminator,
+    optimal_discriminator,
     plot_1d_frame,
     plot_2d_frame,
     plot_samples,
@@ -59,6 +60,16 @@ def test_collapsed_samples_give_a_finite_narrow_spike():
     assert np.trapezoid(p_g, GRID) == pytest.approx(1.0, abs=0.05)
 
 
+def test_exact_d_star_of_two_known_densities():
+    # p_g = 2 p_data on the mode: D* = 1/3 there (the mixture study's GAN on one of two modes).
+    d_star = optimal_discriminator(P_DATA, 2 * P_DATA)
+    assert d_star[np.argmin(np.abs(GRID - 5.0))] == pytest.approx(1 / 3)
+    d_star = optimal_discriminator(norm.pdf(GRID, 4.0), norm.pdf(GRID, 6.0))
+    assert d_star[np.argmin(np.abs(GRID - 5.0))] == pytest.approx(0.5)  # equal densities
+    # log p_data - log p_g = -1/2 + 9/2 = 4 at x = 3
+    assert d_star[np.argmin(np.abs(GRID - 3.0))] == pytest.approx(1 / (1 + np.exp(-4.0)))
+
+
 def test_p_data_of_wrong_length_is_rejected():
     with pytest.raises(ValueError, match="p_data"):
         kde_optimal_discriminator(GRID, P_DATA[:-1], np.zeros(10))
@@ -88,6 +99,14 @@ def test_plot_1d_frame_writes_png(tmp_path):
 )
 def test_plot_1d_frame_survives_degenerate_samples(tmp_path, fake):
     _assert_png(plot_1d_frame(tmp_path / "f.png", GRID, P_DATA, fake, np.full(GRID.size, 0.5)))
+
+
+def test_plot_1d_frame_takes_an_exact_p_g(tmp_path):
+    _assert_png(plot_1d_frame(tmp_path / "f.png", GRID, P_DATA, np.zeros(5),
+                              np.full(GRID.size, 0.5), p_g=2 * P_DATA))
+    with pytest.raises(ValueError, match="p_g"):
+        plot_1d_frame(tmp_path / "g.png", GRID, P_DATA, np.zeros(5), np.full(GRID.size, 0.5),
+                      p_g=P_DATA[:-1])
 
 
 def test_plot_1d_frame_rejects_d_prob_of_wrong_length(tmp_path):

@@ -45,6 +45,11 @@ class GaussianGenerator(nn.Module):
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return self.mu + self.sigma * latent.view(len(latent), *self.out_shape)
 
+    def density(self, points: torch.Tensor) -> torch.Tensor:
+        """p_g at `points` (N, *out_shape), exactly: the product of the coordinates' normals."""
+        normal = torch.distributions.Normal(self.mu, self.sigma)
+        return normal.log_prob(points).flatten(1).sum(1).exp()
+
     def parameter_stats(self) -> dict[str, torch.Tensor]:
         """What it samples, for metrics.jsonl: mu and sigma, averaged over the coordinates."""
         return {"g_mu": self.mu.detach().mean(), "g_sigma": self.sigma.detach().mean()}

@@ -80,8 +80,12 @@ class RunPictures:
         grid = np.linspace(*self.limits, GRID_POINTS_1D)
         p_data = self.data.distribution.density(torch.from_numpy(grid)[:, None]).numpy()
         d_prob = self._discriminator_probability(grid[:, None].astype(np.float32))
+        # A generator that knows its density (model.arch=gaussian) is drawn exactly, not by KDE.
+        density = getattr(self.objective.sampler, "density", None)
+        p_g = None if density is None else density(
+            torch.from_numpy(grid)[:, None].to(self.objective.device)).cpu().numpy()
         return plot_1d_frame(path, grid, p_data, fake[:, 0], d_prob, step=step,
-                             xlim=self.limits, ylim=(0.0, 1.05))
+                             xlim=self.limits, ylim=(0.0, 1.05), p_g=p_g)
 
     def _frame_2d(self, path: Path, fake: np.ndarray, step: int) -> Path:
         axis = np.linspace(*self.limits, GRID_POINTS_2D)

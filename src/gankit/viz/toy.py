@@ -1,9 +1,9 @@
 """Pictures of GAN training on 1D and 2D toy data, and GIFs assembled from them.
 
 The 1D frame redraws Goodfellow et al. (2014), Fig. 1: the data density, the generator's
-density (a Gaussian KDE from ``scipy.stats.gaussian_kde``), the discriminator D(x) and the
-optimal discriminator D*(x) = p_data / (p_data + p_g). Plots use matplotlib (Agg backend);
-GIFs use Pillow.
+density (its own where it knows it, else a Gaussian KDE from ``scipy.stats.gaussian_kde``),
+the discriminator D(x) and the optimal discriminator D*(x) = p_data / (p_data + p_g). Plots
+use matplotlib (Agg backend); GIFs use Pillow.
 """
 
 from __future__ import annotations
@@ -78,6 +78,16 @@ def _density_on_grid(grid: np.ndarray, samples: np.ndarray) -> np.ndarray:
     return norm.pdf(grid, loc=float(samples.mean()), scale=max(spread, cell))
 
 
+def optimal_discriminator(p_data: np.ndarray, p_g: np.ndarray) -> np.ndarray:
+    """D*(x) = p_data(x) / (p_data(x) + p_g(x)) on a grid (Goodfellow et al. 2014, Prop. 1),
+    0.5 where both densities are about zero."""
+    total = p_data + p_g
+    d_star = np.full_like(total, 0.5)
+    support = total > _ZERO_DENSITY * max(float(total.max(initial=0.0)), np.finfo(float).tiny)
+    d_star[support] = p_data[support] / total[support]
+    return d_star
+
+
 def kde_optimal_discriminator(
     grid: Any, p_data: Any, fake_samples: Any
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -101,11 +111,7 @@ def kde_optimal_discriminator(
     grid = _to_numpy(grid).ravel()
     p_data = _as_curve(p_data, "p_data", grid.size)
     p_g = _density_on_grid(grid, _to_numpy(fake_samples).ravel())
-    total = p_data + p_g
-    d_star = np.full_like(grid, 0.5)
-    support = total > _ZERO_DENSITY * max(float(total.max(initial=0.0)), np.finfo(float).tiny)
-    d_star[support] = p_data[support] / total[support]
-    return p_g, d_star
+    return p_g, optimal_discriminator(p_data, p_g)
 
 
 @contextmanager
@@ -130,12 +136,14 @@ def plot_1d_frame(
     step: int | None = None,
     xlim: Limits | None = None,
     ylim: Limits | None = None,
+    p_g: Any = None,
 ) -> Path:
     """Draw one moment of 1D GAN training, as in Goodfellow et al. (2014), Fig. 1.
 
-    Black dotted: p_data. Green: p_g (KDE of the generated samples) over a light green
-    histogram of them. Blue: D(x). Blue dashed: D*(x) = p_data / (p_data + p_g). Densities
-    and probabilities share the y axis. Collapsed samples are drawn as a narrow spike.
+    Black dotted: p_data. Green: p_g (exact where given, else a KDE of the generated samples)
+    over a light green histogram of them. Blue: D(x). Blue dashed: D*(x) = p_data / (p_data +
+    p_g). Densities and probabilities share the y axis. Collapsed samples are drawn as a narrow
+    spike.
 
     Args:
         path: Where to write the PNG; parent folders are created.
@@ -147,18 +155,27 @@ def plot_1d_frame(
         xlim: Fixed x range; defaults to the grid's range. Fix it (and ``ylim``) for GIF
             frames so the axes do not jump.
         ylim: Fixed y range; defaults to (0, 1.05), raised to fit p_data if it peaks higher.
+        p_g: The generator's own density at each grid point (G values), for a generator that
+            knows it; None estimates it from ``fake_samples`` with a KDE.
 
     Returns:
         The path written, as a ``pathlib.Path``.
 
     Raises:
-        ValueError: If ``p_data`` or ``d_prob`` does not have one value per grid point.
+        ValueError: If ``p_data``, ``d_prob`` or ``p_g`` does not have one value per grid
+            point.
     """
     grid = _to_numpy(grid).ravel()
     p_data = _as_curve(p_data, "p_data", grid.size)
     d_prob = _as_curve(d_prob, "d_prob", grid.size)
     samples = _to_numpy(fake_samples).ravel()
-    p_g, d_star = kde_optimal_discriminator(grid, p_data, samples)
+    if p_g is None:
+        p_g, d_star = kde_optimal_discriminator(grid, p_data, samples)
+        p_g_label = r"$p_g$ (KDE)"
+    else:
+        p_g = _as_curve(p_g, "p_g", grid.size)
+        d_star = optimal_discriminator(p_data, p_g)
+        p_g_label = r"$p_g$"
     x_lo, x_hi = xlim if xlim is not None else (float(grid.min()), float(grid.max()))
     if ylim is None:
         ylim = (0.0, max(1.05, 1.1 * float(p_data.max(initial=0.0))))
@@ -178,7 +195,7 @@ def plot_1d_frame(
                 label="generated samples",
             )
         ax.plot(grid, p_data, color="black", linestyle=":", linewidth=2, label=r"$p_\mathrm{data}$")
-        ax.plot(grid, p_g, color=_FAKE_COLOR, linewidth=2, label=r"$p_g$ (KDE)")
+        ax.plot(grid, p_g, color=_FAKE_COLOR, linewidth=2, label=p_g_label)
         ax.plot(grid, d_prob, color="tab:blue", linewidth=2, label=r"$D(x)$")
         ax.plot(
             grid,
