@@ -267,7 +267,7 @@ def validate(config: RunConfig) -> RunConfig:
     except ValueError as error:
         raise GankitError(f"loss.augment={config.loss.augment!r}: {error}") from None
     if config.model.objective in ("vae", "semi-supervised", "paired-mse"):
-        # Their losses are fixed (ELBO; K+1 classes and feature matching): say so rather than
+        # Their losses are fixed (ELBO; K+1 classes and feature matching; MSE): say so rather than
         # train without the loss, penalty or augmentation asked for.
         for key in ("name", "generator", "r1_weight", "gp_weight", "augment"):
             if getattr(config.loss, key) != getattr(LossConfig, key):
