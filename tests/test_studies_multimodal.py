@@ -16,12 +16,15 @@ from gankit.config import load_config
 from gankit.data.images import ImageData, load_idx_dataset
 from gankit.data.shifted import ShiftedDigits, shift_images
 from gankit.errors import GankitError
+from gankit.eval.evaluate import evaluate
 from gankit.eval.multimodal import (
     BLUR_SIGMA,
+    DRAWS,
     both_modes_fraction,
     classify_outputs,
     gaussian_blur,
     mode_distances,
+    model_summary,
     multimodal_summary,
 )
 from gankit.losses import mode_seeking_loss
@@ -116,6 +119,30 @@ def test_both_modes_counts_inputs_whose_draws_reach_each_side():
         both_modes_fraction(side[0], near[0])
 
 
+class OneSided:
+    """A stand-in paired model: the left target always, or left and right in turn by draw."""
+
+    def __init__(self, task: ShiftedDigits, alternate: bool):
+        self.task, self.alternate, self.calls = task, alternate, 0
+
+    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, 2, generator=generator)
+
+    def predict(self, inputs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        left, right = self.task.both_targets(inputs)
+        return right if self.alternate and self.calls % 2 == 0 else left
+
+
+@pytest.mark.parametrize("alternate", [False, True])
+def test_model_summary_counts_draws_that_reach_each_mode(alternate):
+    task = blocky_task()
+    summary = model_summary(OneSided(task, alternate), task, n_inputs=10, draws=4)
+    assert summary["n"] == 40 and summary["near_mode"] == 1.0
+    assert summary["near_left"] == (0.5 if alternate else 1.0)
+    assert summary["both_modes"] == (1.0 if alternate else 0.0)
+
+
 # ----------------------------------------------------------------------------- players, objectives
 
 
@@ -184,6 +211,23 @@ def test_a_study_run_trains_again_from_its_config_and_samples(tmp_path):
     assert samples.shape == (5, 1, 28, 28) and torch.equal(samples, model.sample(5, seed=0))
     with pytest.raises(GankitError, match="MNIST"):
         gankit.load(again, data_root=tmp_path / "nowhere")
+    # gankit eval's multimodal measure: the saved model on the first test digits.
+    results = evaluate(again, metrics="multimodal", n=20, data_root=SHARED_DATA)
+    test = ShiftedDigits(load_idx_dataset("mnist", SHARED_DATA, "test"))
+    expected = model_summary(model.objective, test, 20)
+    assert results == {f"{key}/n20x{DRAWS}": value for key, value in expected.items()
+                       if key != "n"}
+    assert 0 <= results[f"both_modes/n20x{DRAWS}"] <= 1
+
+
+def test_multimodal_is_refused_where_it_cannot_be_measured(tmp_path):
+    with pytest.raises(GankitError, match="needs a paired run folder"):
+        evaluate(torch.zeros(4, 1, 28, 28), metrics=["multimodal"], n=4)
+    config = multimodal.model_config("paired-gan", "gan", 4)
+    config.log.eval_every = 2
+    with pytest.raises(GankitError, match="multimodal is measured on the finished run"):
+        Trainer(config, tmp_path / "run", blocky_task())
+    assert not (tmp_path / "run").exists()
 
 
 def test_latent_codes_carry_the_input_digit():

@@ -29,11 +29,12 @@ from gankit.eval.parzen import parzen_log_likelihood, select_sigma
 from gankit.eval.prdc import density_coverage, precision_recall
 
 # metric -> what it needs: "features" (an extractor on both sides), "logits" (the extractor's
-# classifier on the source), "points" (a toy run with a known density), "pixels" (raw images).
+# classifier on the source), "points" (a toy run with a known density), "pixels" (raw images),
+# "pairs" (a paired run, fed held-out inputs).
 METRICS = {
     "fid": "features", "kid": "features", "pr": "features", "dc": "features",
     "cs": "logits", "label-acc": "logits", "stacked-modes": "logits", "modes": "points",
-    "divergences": "points", "parzen": "pixels",
+    "divergences": "points", "parzen": "pixels", "multimodal": "pairs",
 }
 
 
@@ -57,7 +58,9 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
             assigns to their requested label; a conditional run is sampled with every label
             equally often), stacked-modes (Stacked MNIST's 1,000 modes, each channel
             classified), modes (2D toy), divergences (1D toy), parzen (Parzen-window
-            log-likelihood).
+            log-likelihood), multimodal (a paired run on the first n pairs of its dataset's
+            test split: how its outputs, `DRAWS` noise draws each, spread over the two
+            targets; `gankit.eval.multimodal`).
         features: the feature extractor's name (see `gankit.eval.features`).
         n: how many samples to draw from the source (and from a dataset reference).
         seed: seed of the noise and of the reference subset.
@@ -75,6 +78,12 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
         metrics = tuple(metrics.split(","))  # "fid,pr", as on the command line
     check_request(metrics, n)
     device = str(resolve_device(device))
+    results: dict[str, float] = {}
+    if "multimodal" in metrics:  # measured on the model itself, not on samples
+        results.update(_paired_metrics(source, n, seed, data_root, device))
+        metrics = tuple(m for m in metrics if m != "multimodal")
+        if not metrics:
+            return results
     samples, distribution, run_labels = _source_samples(source, n, seed, latent_dim, device,
                                                         data_root)
     if samples.is_floating_point() and not samples.isfinite().all():
@@ -87,7 +96,6 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
         raise GankitError("label-acc needs a conditional run, or labels for the source samples")
     check_sample_shape(metrics, tuple(samples.shape[1:]))
     needs = {METRICS[m] for m in metrics}
-    results: dict[str, float] = {}
     if "points" in needs:
         results.update(_toy_metrics(samples, distribution, metrics, n))
     if needs & {"features", "logits", "pixels"}:
@@ -297,6 +305,31 @@ def parzen_metrics(samples: torch.Tensor, reference: Any, n: int, seed: int,
     return {f"parzen_ll/{tag}": mean, f"parzen_se/{tag}": stderr, f"parzen_sigma/{tag}": sigma}
 
 
+def _paired_metrics(source, n, seed, data_root, device) -> dict[str, float]:
+    """The multimodal summary of a paired run folder on the first n inputs of its task's test
+    split."""
+    from gankit.api import load
+    from gankit.config import PAIRED_OBJECTIVES, DataConfig
+    from gankit.data import build_dataset
+    from gankit.eval.multimodal import DRAWS, model_summary
+
+    if not isinstance(source, (str, Path)) or not Path(source).is_dir():
+        raise GankitError("multimodal needs a paired run folder as the source")
+    model = load(source, device=device, data_root=data_root)
+    objective = model.config.model.objective
+    if objective not in PAIRED_OBJECTIVES:
+        raise GankitError(f"{source}: multimodal needs a paired run (model.objective="
+                          f"{' or '.join(PAIRED_OBJECTIVES)}), not {objective!r}")
+    # Always the run's own task, held out: no other data has its pairs (a reference serves
+    # the sample metrics asked for beside it).
+    name = model.config.data.name
+    task = build_dataset(DataConfig(name=name, split="test"), data_root)
+    if n > len(task):
+        raise GankitError(f"n={n} is larger than {name}:test, which holds {len(task)} inputs")
+    summary = model_summary(model.objective, task, n, DRAWS, seed)
+    return {f"{key}/n{n}x{DRAWS}": value for key, value in summary.items() if key != "n"}
+
+
 # ----------------------------------------------------------------------------- references
 
 
@@ -365,6 +398,8 @@ PROTOCOLS = {
                       10000),
     # PacGAN's protocol: 26,000 samples, each channel classified by the MNIST classifier.
     "stacked-mnist": (("stacked-modes",), None, "mnist", 26000),
+    # The multimodal study's measure: its first 1,000 test digits, DRAWS outputs each.
+    "shifted-mnist": (("multimodal",), None, None, 1000),
 }
 
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from gankit.errors import GankitError
 
 NEAR_FRACTION = 0.25
+DRAWS = 8  # outputs (noise draws) per input when a model is measured
 BLUR_SIGMA = 1.5  # pixels
 # Closer to one target than to the other by less than this share of their distance: a tie.
 TIE_FRACTION = 1e-3
@@ -202,3 +203,34 @@ def both_modes_fraction(side: torch.Tensor, near: torch.Tensor) -> float:
     reaches_left = (near & (side < 0)).any(dim=0)
     reaches_right = (near & (side > 0)).any(dim=0)
     return float((reaches_left & reaches_right).float().mean())
+
+
+@torch.no_grad()
+def model_summary(model, task, n_inputs: int, draws: int = DRAWS, seed: int = 0
+                  ) -> dict[str, float]:
+    """`multimodal_summary` of a paired model on a task's first inputs, plus "both_modes".
+
+    Args:
+        model: a paired objective (`gankit.objectives.paired`): `predict(inputs, noise)` and
+            `noise(n, generator)`.
+        task: the held-out pairs, with `first_pairs(n)` and `both_targets(inputs)` (e.g.
+            `gankit.data.shifted.ShiftedDigits` of the test split).
+        n_inputs: how many of the task's first inputs.
+        draws: outputs per input, one noise draw each (a regressor's are all alike).
+        seed: seeds the noise.
+
+    Returns:
+        `multimodal_summary` of all n_inputs x draws outputs, with "both_modes" from
+        `both_modes_fraction`.
+    """
+    inputs = task.first_pairs(n_inputs)[0]
+    left, right = task.both_targets(inputs)
+    generator = torch.Generator().manual_seed(seed)
+    outputs = torch.cat([model.predict(inputs, model.noise(len(inputs), generator)).float().cpu()
+                         for _ in range(draws)])
+    repeat = (draws, 1, 1, 1)  # output k * N + i answers input i
+    many_left, many_right, many_inputs = (x.repeat(repeat) for x in (left, right, inputs))
+    summary = multimodal_summary(outputs, many_left, many_right, many_inputs)
+    side, near, _ = classify_outputs(outputs, many_left, many_right)
+    summary["both_modes"] = both_modes_fraction(side.view(draws, -1), near.view(draws, -1))
+    return summary

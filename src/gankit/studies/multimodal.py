@@ -44,9 +44,9 @@ from gankit.data.shifted import SHIFT, ShiftedDigits
 from gankit.eval.multimodal import (
     BLUR_SIGMA,
     CENTROID_TOLERANCE,
+    DRAWS,
     NEAR_FRACTION,
-    both_modes_fraction,
-    classify_outputs,
+    model_summary,
     multimodal_summary,
 )
 from gankit.objectives.paired import PairedObjective
@@ -77,7 +77,6 @@ RECONSTRUCTION_WEIGHT = 0.0
 MODE_SEEKING_WEIGHT = 0.1
 SEEKING = "GAN + mode seeking"  # the name of the second GAN's row
 N_EVAL = 1000  # held-out test digits
-N_DRAWS = 8  # GAN outputs (noise draws) per test digit
 FIGURE_DRAWS = 4  # figure rows per GAN
 
 
@@ -149,7 +148,7 @@ def gan_outputs(gan, inputs: torch.Tensor, draws: int, seed: int) -> torch.Tenso
                         for _ in range(draws)])
 
 
-def measure(test: ShiftedDigits, mse, gans: dict, n_inputs: int = N_EVAL, draws: int = N_DRAWS,
+def measure(test: ShiftedDigits, mse, gans: dict, n_inputs: int = N_EVAL, draws: int = DRAWS,
             seed: int = SEED) -> dict[str, dict[str, float]]:
     """The table: each model's outputs on the first n test digits, and two references.
 
@@ -166,14 +165,8 @@ def measure(test: ShiftedDigits, mse, gans: dict, n_inputs: int = N_EVAL, draws:
             "MSE": multimodal_summary(mse.predict(inputs).float().cpu(), left, right, inputs)}
     for row in rows.values():
         row["both_modes"] = float("nan")  # one output per input
-    repeat = (draws, 1, 1, 1)  # the GANs' outputs come `draws` to an input
-    many_left, many_right, many_inputs = (x.repeat(repeat) for x in (left, right, inputs))
     for name, gan in gans.items():
-        outputs = gan_outputs(gan, inputs, draws, seed).flatten(0, 1)
-        rows[name] = multimodal_summary(outputs, many_left, many_right, many_inputs)
-        side, near, _ = classify_outputs(outputs, many_left, many_right)
-        rows[name]["both_modes"] = both_modes_fraction(side.view(draws, -1),
-                                                       near.view(draws, -1))
+        rows[name] = model_summary(gan, test, n_inputs, draws, seed)
     return rows
 
 
@@ -325,7 +318,7 @@ def write_outputs(folder: Path, rows: dict, setup: dict) -> None:
 
 
 def compare(folder: Path, task: ShiftedDigits, test: ShiftedDigits, mse_steps: int = MSE_STEPS,
-            gan_steps: int = GAN_STEPS, n_eval: int = N_EVAL, draws: int = N_DRAWS,
+            gan_steps: int = GAN_STEPS, n_eval: int = N_EVAL, draws: int = DRAWS,
             reconstruction_weight: float = RECONSTRUCTION_WEIGHT,
             mode_seeking_weight: float = MODE_SEEKING_WEIGHT, seed: int = SEED,
             progress: bool = False) -> dict:

@@ -178,6 +178,9 @@ class Trainer:
                                   f"protocol for {data_name!r} data; set log.eval_every=0 and "
                                   "measure with `gankit eval RUN --metrics --features --reference`")
             check_request(metrics, n, sample_shape)
+            if "multimodal" in metrics:  # it feeds held-out inputs to a saved run's model
+                raise GankitError(f"log.eval_every={log.eval_every}: multimodal is measured on "
+                                  "the finished run (gankit eval RUN); set log.eval_every=0")
 
     def _evaluation_protocol(self) -> tuple[tuple[str, ...], str | None, str | None, int]:
         """(metrics, reference, features, n) of `evaluate`: the data's protocol, with
