@@ -305,6 +305,13 @@ def test_paired_settings_that_do_not_fit_are_refused(override, words):
     assert words in error_line(excinfo)
 
 
+def test_paired_data_needs_a_paired_game():
+    with pytest.raises(GankitError) as excinfo:
+        load_config("mnist-dcgan", ["data.name=shifted-mnist"])
+    assert ("data.name=shifted-mnist gives (input, target) pairs for model.objective=paired-mse "
+            "or paired-gan, not 'gan'") in error_line(excinfo)
+
+
 @pytest.mark.parametrize("objective, override", [
     ("gan", "loss.mode_seeking_weight=0.1"),        # an unpaired GAN has one noise per input
     ("paired-mse", "loss.reconstruction_weight=1"),  # regression is all reconstruction

@@ -308,6 +308,10 @@ def _check_paired(config: RunConfig) -> None:
     if paired and config.data.name not in PAIRED_DATA:
         raise GankitError(f"model.objective={model.objective} needs paired data "
                           f"(data.name={' or '.join(PAIRED_DATA)}), not {config.data.name!r}")
+    if config.data.name in PAIRED_DATA and not paired:
+        raise GankitError(f"data.name={config.data.name} gives (input, target) pairs for "
+                          f"model.objective={' or '.join(PAIRED_OBJECTIVES)}, not "
+                          f"{model.objective!r}")
     for key in ("reconstruction_weight", "mode_seeking_weight"):
         if getattr(loss, key) and model.objective != "paired-gan":
             raise GankitError(f"loss.{key} applies to model.objective=paired-gan only, not "
