@@ -48,6 +48,9 @@ def test_load_samples_images_in_range_and_points(tmp_path):
     assert isinstance(model.generator, nn.Module) and isinstance(model.config, RunConfig)
     assert model.config.name == "digits-mlp" and model.step == 12
 
+    with pytest.raises(GankitError, match="is not a paired model: it takes no inputs"):
+        model.sample_with_inputs(4)
+
     points_run = train_tiny("toy-ring", tmp_path / "ring")
     points = gankit.load(points_run).sample(2500, seed=0)
     assert points.shape == (2500, 2)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 import gankit
+from gankit.cli import main
 from gankit.config import load_config
 from gankit.data.images import ImageData, load_idx_dataset
 from gankit.data.shifted import ShiftedDigits, shift_images
@@ -211,6 +213,15 @@ def test_a_study_run_trains_again_from_its_config_and_samples(tmp_path):
     assert samples.shape == (5, 1, 28, 28) and torch.equal(samples, model.sample(5, seed=0))
     with pytest.raises(GankitError, match="MNIST"):
         gankit.load(again, data_root=tmp_path / "nowhere")
+    inputs, outputs = model.sample_with_inputs(5, seed=0)
+    assert torch.equal(outputs, samples)
+    for image in ((inputs + 1) * 127.5).round().to(torch.uint8):  # training digits, as stored
+        assert (task.digits.images == image).flatten(1).all(1).any()
+    picture = tmp_path / "pairs.png"
+    assert main(["sample", str(again), "-n", "5", "--seed", "0", "--data-root", str(SHARED_DATA),
+                 "--out", str(picture)]) == 0
+    with Image.open(picture) as grid:  # 5 pairs, two to a row: 4 columns, 3 rows
+        assert grid.width > grid.height
     # gankit eval's multimodal measure: the saved model on the first test digits.
     results = evaluate(again, metrics="multimodal", n=20, data_root=SHARED_DATA)
     test = ShiftedDigits(load_idx_dataset("mnist", SHARED_DATA, "test"))

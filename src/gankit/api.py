@@ -170,6 +170,24 @@ class TrainedGAN:
             labels: conditional models only: the classes to draw, repeated in turn to fill n
                 (labels=[3] gives n threes; labels=[0, 1] alternates); None draws them uniformly.
         """
+        return torch.cat([self.objective.sample(latent).float().cpu()
+                          for latent in self._latents(n, seed, batch_size, labels)])
+
+    @torch.no_grad()
+    def sample_with_inputs(self, n: int, seed: int | None = None, batch_size: int = 1024
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Paired runs only: (inputs, outputs), each N x C x H x W in [-1, 1] on the CPU, for n
+        inputs drawn from the run's dataset; the outputs are `sample(n, seed)`'s."""
+        if self.config.model.objective not in PAIRED_OBJECTIVES:
+            raise GankitError(f"{self.config.name} is not a paired model: it takes no inputs")
+        inputs, outputs = [], []
+        for latent in self._latents(n, seed, batch_size):
+            inputs.append(self.objective.generator.split(latent)[0].float().cpu())
+            outputs.append(self.objective.sample(latent).float().cpu())
+        return torch.cat(inputs), torch.cat(outputs)
+
+    def _latents(self, n, seed, batch_size, labels=None):
+        """The latent codes of n samples, in chunks of batch_size (labels: see `sample`)."""
         n, batch_size = _integer("n", n, 1), _integer("batch_size", batch_size, 1)
         seed = None if seed is None else _integer("seed", seed)
         if labels is not None:
@@ -177,16 +195,12 @@ class TrainedGAN:
         rng = torch.Generator()
         rng.manual_seed(seed) if seed is not None else rng.seed()
         device = self.objective.device
-        chunks = []
         for start in range(0, n, batch_size):
             size = min(batch_size, n - start)
             if labels is None:
-                latent = self.objective.sample_latent(size, rng, device)
+                yield self.objective.sample_latent(size, rng, device)
             else:
-                latent = self.objective.sample_latent(size, rng, device,
-                                                      labels[start:start + size])
-            chunks.append(self.objective.sample(latent).float().cpu())
-        return torch.cat(chunks)
+                yield self.objective.sample_latent(size, rng, device, labels[start:start + size])
 
     def _label_sequence(self, labels, n: int) -> torch.Tensor:
         if not self.num_classes:

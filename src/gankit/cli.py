@@ -174,9 +174,13 @@ PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def _sample(args: argparse.Namespace) -> int:
+    import math
+
     import numpy as np
+    import torch
 
     from gankit.api import load
+    from gankit.config import PAIRED_OBJECTIVES
     from gankit.viz.grid import save_image_grid
     from gankit.viz.toy import plot_samples
 
@@ -185,13 +189,19 @@ def _sample(args: argparse.Namespace) -> int:
         raise GankitError(f"--out {args.out}: the picture needs a {'/'.join(PICTURE_SUFFIXES)} "
                           "path (--npy writes the raw samples beside it)")
     model = load(args.run, data_root=args.data_root)
-    samples = model.sample(args.n, seed=args.seed, labels=labels)
     run_dir = model.checkpoint.parent.parent
     out = args.out if args.out is not None else run_dir / "sample.png"
-    if samples.dim() == 4:
-        save_image_grid(samples, out, nrow=len(labels) if labels else None)
+    if model.config.model.objective in PAIRED_OBJECTIVES and labels is None:
+        # Each output beside its input: an output alone does not show what it was asked.
+        inputs, samples = model.sample_with_inputs(args.n, seed=args.seed)
+        pairs = torch.stack([inputs, samples], dim=1).flatten(0, 1)
+        save_image_grid(pairs, out, nrow=2 * math.ceil(math.sqrt(args.n / 2)))
     else:
-        plot_samples(samples.numpy(), out, title=f"{args.n} samples of {model.config.name}")
+        samples = model.sample(args.n, seed=args.seed, labels=labels)
+        if samples.dim() == 4:
+            save_image_grid(samples, out, nrow=len(labels) if labels else None)
+        else:
+            plot_samples(samples.numpy(), out, title=f"{args.n} samples of {model.config.name}")
     print(out)
     if args.npy:
         array_path = out.with_suffix(".npy")
