@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 import gankit
 from gankit.cli import main
+from gankit.compare import compare
 from gankit.config import load_config
 from gankit.data.images import ImageData, load_idx_dataset
 from gankit.data.shifted import ShiftedDigits, shift_images
@@ -229,6 +230,8 @@ def test_a_study_run_trains_again_from_its_config_and_samples(tmp_path):
     assert results == {f"{key}/n20x{DRAWS}": value for key, value in expected.items()
                        if key != "n"}
     assert 0 <= results[f"both_modes/n20x{DRAWS}"] <= 1
+    compared = compare([again], tmp_path / "compare", n=20, data_root=SHARED_DATA)
+    assert json.loads((compared / "results.json").read_text())["runs"][0]["metrics"] == results
 
 
 def test_multimodal_is_refused_where_it_cannot_be_measured(tmp_path):

@@ -89,7 +89,7 @@ def compare(runs: Sequence[str | Path], out: str | Path, n: int = 10000,
     rows = []
     for run, model in zip(runs, models, strict=True):
         results = {}
-        if features is not None:
+        if features is not None or metrics == ("multimodal",):  # paired runs: no extractor
             results = evaluate(Path(run), reference, metrics, features=features, n=n, seed=seed,
                                data_root=data_root, cache_dir=cache_dir)
         rows.append({"run": str(run), "name": model.config.name,
@@ -211,9 +211,13 @@ def _report(summary: dict, header_keys: list[str], models) -> str:
         against = (f"against {summary['reference']} ({summary['n']:,} images)"
                    if "fid" in summary["metrics"]
                    else f"by the {summary['data']} protocol, which needs no reference images")
-        lines += [f"Metrics: {summary['n']:,} samples per run {against}, features of the "
-                  f"{summary['features']} extractor; the keys name the extractor's weights "
-                  "and n.", "",
+        measured = (f"Metrics: {summary['n']:,} samples per run {against}, features of the "
+                    f"{summary['features']} extractor; the keys name the extractor's weights "
+                    "and n." if summary["features"] is not None else
+                    f"Metrics: each run's outputs for the first {summary['n']:,} inputs of "
+                    f"{summary['data']}:test, several noise draws each (`gankit eval`'s "
+                    "multimodal measure); the keys name n and the draws.")
+        lines += [measured, "",
                   "| run | objective | step | " + " | ".join(header_keys) + " |",
                   "|---|---|---|" + "---|" * len(header_keys)]
         for row in summary["runs"]:
