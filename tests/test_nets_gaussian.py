@@ -10,6 +10,7 @@ import torch
 from gankit import api
 from gankit.config import load_config
 from gankit.errors import GankitError
+from gankit.eval.evaluate import evaluate
 from gankit.nets import GaussianGenerator, MLPDiscriminator
 from gankit.objectives import build_objective
 
@@ -111,3 +112,11 @@ def test_a_gan_fits_the_seeds_gaussian_with_it(tmp_path):
     assert generator.sigma.item() == pytest.approx(1.0, abs=0.1)
     last = (run / "metrics.jsonl").read_text().splitlines()[-1]
     assert '"g_mu"' in last and '"g_sigma"' in last
+    # G knows its density, so the divergences are exact: N(mu, sigma) against N(5, 1) in
+    # closed form, KL(q‖p) = log(1 / sigma) + (sigma^2 + (mu - 5)^2) / 2 - 1/2.
+    mu, sigma = generator.mu.item(), generator.sigma.item()
+    results = evaluate(run, metrics=["divergences"])
+    assert set(results) == {"kl_data_g/exact", "kl_g_data/exact", "jsd/exact"}
+    assert results["kl_g_data/exact"] == pytest.approx(
+        -math.log(sigma) + (sigma ** 2 + (mu - 5) ** 2) / 2 - 0.5, abs=1e-6)
+    assert "(20,000 samples, p_g exact)" in (run / "report.md").read_text()

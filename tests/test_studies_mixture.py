@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import integrate, stats
 from scipy.optimize import minimize
 
 from gankit import api
@@ -186,3 +187,24 @@ def test_toy_divergences_see_a_dropped_mode_of_the_mixture():
     both = toy.sample(100_000, torch.Generator().manual_seed(0))[:, 0].numpy()
     covered = toy_divergences(both, toy)
     assert covered["kl_g_data"] < 0.02 and covered["kl_data_g"] < 0.02
+
+
+def test_toy_divergences_of_a_known_density_are_exact():
+    toy = TOY_DATASETS["mixture-1d"]()
+    one_mode = torch.distributions.Normal(4.0, 1.0)
+    found = toy_divergences(None, toy, lambda points: one_mode.log_prob(points[:, 0]).exp())
+    # Against scipy's adaptive quadrature of the same two densities (no grid, no samples).
+    q = stats.norm(4, 1).pdf
+
+    def p(x):
+        return 0.5 * stats.norm(-4, 1).pdf(x) + 0.5 * stats.norm(4, 1).pdf(x)
+
+    def kl(a, b):
+        return integrate.quad(lambda x: a(x) * (np.log(a(x)) - np.log(b(x))) if a(x) > 0 else 0,
+                              -20, 20, points=[-4, 0, 4], limit=200)[0]
+
+    assert found["kl_g_data"] == pytest.approx(kl(q, p), abs=1e-6)  # log 2, less ~1e-4
+    assert found["kl_g_data"] == pytest.approx(math.log(2), abs=2e-4)
+    assert found["kl_data_g"] == pytest.approx(kl(p, q), abs=1e-4)  # about 15.3
+    itself = toy_divergences(None, toy, toy.density)
+    assert max(itself.values()) < 1e-9

@@ -160,12 +160,24 @@ def density_on_grid(distribution: torch.distributions.Distribution, grid: np.nda
     return log_density.exp().cpu().numpy()
 
 
-def toy_divergences(samples: np.ndarray, distribution) -> dict[str, float]:
-    """KL both ways and the JSD between a 1D toy distribution and a KDE of samples.
+def known_density(generator):
+    """The generator's own density as a function points (on the CPU) -> densities, or None
+    where it has none (most do not: then p_g is estimated from samples)."""
+    density = getattr(generator, "density", None)
+    if density is None:
+        return None
+    device = next(generator.parameters()).device
+    return lambda points: density(points.to(device)).cpu()
+
+
+def toy_divergences(samples: np.ndarray | None, distribution, density=None) -> dict[str, float]:
+    """KL both ways and the JSD between a 1D toy distribution and a generator's density.
 
     Args:
-        samples: 1D generated samples.
+        samples: 1D generated samples, whose KDE is p_g; unused when `density` is given.
         distribution: a `gankit.data.toy.ToyDistribution` in 1D (it knows its density).
+        density: the generator's own density, for a generator that knows it (e.g.
+            `GaussianGenerator.density`): points (G, 1) -> densities (G,), torch tensors.
 
     Returns:
         {"kl_data_g", "kl_g_data", "jsd"} in nats, integrated from 10 std below the lowest mode
@@ -176,8 +188,13 @@ def toy_divergences(samples: np.ndarray, distribution) -> dict[str, float]:
     """
     means, std = distribution.means[:, 0], distribution.std
     grid = np.linspace(float(means.min()) - 10 * std, float(means.max()) + 10 * std, 4001)
-    p_data = distribution.density(torch.from_numpy(grid)[:, None]).numpy()
-    p_g = kde_density(samples, grid)
+    points = torch.from_numpy(grid)[:, None]
+    p_data = distribution.density(points).numpy()
+    if density is None:
+        p_g = kde_density(samples, grid)
+    else:
+        with torch.no_grad():
+            p_g = density(points).double().cpu().numpy()
     return {"kl_data_g": kl_divergence(p_data, p_g, grid),
             "kl_g_data": kl_divergence(p_g, p_data, grid),
             "jsd": js_divergence(p_data, p_g, grid)}

@@ -57,7 +57,8 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
             score), label-acc (the share of a conditional model's samples the classifier
             assigns to their requested label; a conditional run is sampled with every label
             equally often), stacked-modes (Stacked MNIST's 1,000 modes, each channel
-            classified), modes (2D toy), divergences (1D toy), parzen (Parzen-window
+            classified), modes (2D toy), divergences (1D toy; exact, keyed "/exact", for a run
+            whose G knows its density), parzen (Parzen-window
             log-likelihood), multimodal (a paired run on the first n pairs of its dataset's
             test split: how its outputs, `DRAWS` noise draws each, spread over the two
             targets; `gankit.eval.multimodal`).
@@ -84,8 +85,8 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
         metrics = tuple(m for m in metrics if m != "multimodal")
         if not metrics:
             return results
-    samples, distribution, run_labels = _source_samples(source, n, seed, latent_dim, device,
-                                                        data_root)
+    samples, distribution, run_labels, density = _source_samples(source, n, seed, latent_dim,
+                                                                 device, data_root)
     if samples.is_floating_point() and not samples.isfinite().all():
         # Named here once: the metric functions below raise a bare ValueError for it.
         origin = source if isinstance(source, (str, Path)) else "the source"
@@ -97,7 +98,7 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
     check_sample_shape(metrics, tuple(samples.shape[1:]))
     needs = {METRICS[m] for m in metrics}
     if "points" in needs:
-        results.update(_toy_metrics(samples, distribution, metrics, n))
+        results.update(_toy_metrics(samples, distribution, metrics, n, density))
     if needs & {"features", "logits", "pixels"}:
         results.update(_image_metrics(samples, reference, metrics, features, n, seed,
                                       data_root, cache_dir, device, labels))
@@ -131,13 +132,14 @@ def check_sample_shape(metrics: Sequence[str], sample_shape: tuple[int, ...]) ->
 
 def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, device: str,
                     data_root: str | Path | None = None):
-    """(samples, toy distribution or None, requested labels or None) for any kind of source."""
+    """(samples, toy distribution or None, requested labels or None, the generator's own
+    density or None) for any kind of source."""
     if isinstance(source, np.ndarray):
         source = torch.from_numpy(source)
     if isinstance(source, torch.Tensor):
         if source.dtype == torch.uint8:  # images as stored, [0, 255]
             source = to_float(source)
-        return _first(source, n, "the source tensor"), None, None
+        return _first(source, n, "the source tensor"), None, None, None
     if callable(source) and not isinstance(source, (str, Path)):
         if latent_dim is None:
             raise GankitError("a callable source needs latent_dim, the size of its noise z")
@@ -147,7 +149,7 @@ def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, devi
             for start in range(0, n, 1000):
                 latent = torch.randn(min(1000, n - start), latent_dim, generator=rng)
                 chunks.append(source(latent.to(device)).float().cpu())
-        return torch.cat(chunks), None, None
+        return torch.cat(chunks), None, None, None
     path = Path(source)
     if (path / "checkpoints").is_dir() or (path / "state.pt").is_file():
         from gankit.api import load  # a run folder: rebuild its generator
@@ -161,9 +163,10 @@ def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, devi
         # dataset's own size, which the reference images and the feature extractor have.
         samples = crop_padding(samples, model.config.data.pad)
         name = model.config.data.name
-        return samples, TOY_DATASETS[name]() if name in TOY_DATASETS else None, labels
+        distribution = TOY_DATASETS[name]() if name in TOY_DATASETS else None
+        return samples, distribution, labels, divergences.known_density(model.generator)
     if path.is_dir():
-        return read_image_folder(path, n), None, None
+        return read_image_folder(path, n), None, None, None
     raise GankitError(f"source {source!r} is not a run folder, an image folder, a tensor or a "
                       "callable")
 
@@ -195,7 +198,8 @@ def read_image_folder(folder: Path, n: int | None = None) -> torch.Tensor:
 # ----------------------------------------------------------------------------- toy metrics
 
 
-def _toy_metrics(samples: torch.Tensor, distribution, metrics: Sequence[str], n: int):
+def _toy_metrics(samples: torch.Tensor, distribution, metrics: Sequence[str], n: int,
+                 density=None):
     if distribution is None:
         raise GankitError("modes and divergences need a toy run (toy-gaussian, toy-ring, "
                           "toy-grid), whose data density is known")
@@ -209,8 +213,10 @@ def _toy_metrics(samples: torch.Tensor, distribution, metrics: Sequence[str], n:
     if "divergences" in metrics:
         if samples.shape[1] != 1:
             raise GankitError(f"divergences needs 1D points, got shape {tuple(samples.shape)}")
-        found = divergences.toy_divergences(samples[:, 0].numpy(), distribution)
-        results.update({f"{key}/n{n}": value for key, value in found.items()})
+        found = divergences.toy_divergences(samples[:, 0].numpy(), distribution, density)
+        # A generator that knows its density is measured exactly, whatever n: the key says so.
+        tag = f"n{n}" if density is None else "exact"
+        results.update({f"{key}/{tag}": value for key, value in found.items()})
     return results
 
 

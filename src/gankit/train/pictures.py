@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gankit.eval.divergences import known_density
 from gankit.objectives import Objective
 from gankit.viz.grid import save_image_grid
 from gankit.viz.toy import plot_1d_frame, plot_2d_frame, save_gif
@@ -81,9 +82,8 @@ class RunPictures:
         p_data = self.data.distribution.density(torch.from_numpy(grid)[:, None]).numpy()
         d_prob = self._discriminator_probability(grid[:, None].astype(np.float32))
         # A generator that knows its density (model.arch=gaussian) is drawn exactly, not by KDE.
-        density = getattr(self.objective.sampler, "density", None)
-        p_g = None if density is None else density(
-            torch.from_numpy(grid)[:, None].to(self.objective.device)).cpu().numpy()
+        density = known_density(self.objective.sampler)
+        p_g = None if density is None else density(torch.from_numpy(grid)[:, None]).numpy()
         return plot_1d_frame(path, grid, p_data, fake[:, 0], d_prob, step=step,
                              xlim=self.limits, ylim=(0.0, 1.05), p_g=p_g)
 
