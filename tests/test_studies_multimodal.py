@@ -232,6 +232,11 @@ def test_a_study_run_trains_again_from_its_config_and_samples(tmp_path):
     assert 0 <= results[f"both_modes/n20x{DRAWS}"] <= 1
     compared = compare([again], tmp_path / "compare", n=20, data_root=SHARED_DATA)
     assert json.loads((compared / "results.json").read_text())["runs"][0]["metrics"] == results
+    # The command line's default for a paired run is the same measure, recorded in the run.
+    assert main(["eval", str(again), "-n", "20", "--data-root", str(SHARED_DATA), "--json",
+                 str(tmp_path / "eval.json")]) == 0
+    assert json.loads((tmp_path / "eval.json").read_text()) == pytest.approx(results, nan_ok=True)
+    assert f"near_mode/n20x{DRAWS}" in read_metrics(again)[-1]
 
 
 def test_multimodal_is_refused_where_it_cannot_be_measured(tmp_path):
