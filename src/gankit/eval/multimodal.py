@@ -206,6 +206,15 @@ def both_modes_fraction(side: torch.Tensor, near: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def draw_outputs(model, inputs: torch.Tensor, draws: int, seed: int) -> torch.Tensor:
+    """`draws` outputs of a paired model (one noise draw each) per input: (draws, N, C, H, W)
+    on the CPU, the noise seeded by `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.stack([model.predict(inputs, model.noise(len(inputs), generator)).float().cpu()
+                        for _ in range(draws)])
+
+
+@torch.no_grad()
 def model_summary(model, task, n_inputs: int, draws: int = DRAWS, seed: int = 0
                   ) -> dict[str, float]:
     """`multimodal_summary` of a paired model on a task's first inputs, plus "both_modes".
@@ -225,9 +234,7 @@ def model_summary(model, task, n_inputs: int, draws: int = DRAWS, seed: int = 0
     """
     inputs = task.first_pairs(n_inputs)[0]
     left, right = task.both_targets(inputs)
-    generator = torch.Generator().manual_seed(seed)
-    outputs = torch.cat([model.predict(inputs, model.noise(len(inputs), generator)).float().cpu()
-                         for _ in range(draws)])
+    outputs = draw_outputs(model, inputs, draws, seed).flatten(0, 1)
     repeat = (draws, 1, 1, 1)  # output k * N + i answers input i
     many_left, many_right, many_inputs = (x.repeat(repeat) for x in (left, right, inputs))
     summary = multimodal_summary(outputs, many_left, many_right, many_inputs)

@@ -46,6 +46,7 @@ from gankit.eval.multimodal import (
     CENTROID_TOLERANCE,
     DRAWS,
     NEAR_FRACTION,
+    draw_outputs,
     model_summary,
     multimodal_summary,
 )
@@ -139,13 +140,6 @@ def figure_inputs(task: ShiftedDigits, n: int = 10) -> torch.Tensor:
     index = [int(torch.nonzero(labels == digit)[0]) for digit in range(n)
              if (labels == digit).any()]
     return task.pairs_at(torch.tensor(index), torch.ones(len(index), dtype=torch.int64))[0]
-
-
-def gan_outputs(gan, inputs: torch.Tensor, draws: int, seed: int) -> torch.Tensor:
-    """`draws` outputs (one noise draw each) per input: (draws, N, C, H, W), on the CPU."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.stack([gan.predict(inputs, gan.noise(len(inputs), generator)).float().cpu()
-                        for _ in range(draws)])
 
 
 def measure(test: ShiftedDigits, mse, gans: dict, n_inputs: int = N_EVAL, draws: int = DRAWS,
@@ -355,7 +349,7 @@ def compare(folder: Path, task: ShiftedDigits, test: ShiftedDigits, mse_steps: i
     left, right = test.both_targets(inputs)
     plot_comparison(folder / "multimodal.png", inputs, left, right,
                     mse.predict(inputs).float().cpu(),
-                    {name: gan_outputs(gan, inputs, FIGURE_DRAWS, seed + 1)
+                    {name: draw_outputs(gan, inputs, FIGURE_DRAWS, seed + 1)
                      for name, gan in gans.items()})
     setup = {"seed": seed, "shift": SHIFT, "noise_dim": NOISE_DIM, "g_width": G_WIDTH,
              "d_width": D_WIDTH, "d_hidden": D_HIDDEN,

@@ -92,7 +92,6 @@ def toy_summary(objective, data, n: int = 20000) -> dict[str, float]:
     return summary
 
 
-
 def write_report(run_dir: Path, config: RunConfig, objective, data, elapsed: float, step: int,
                  figures: dict[str, Path], processes: int = 1, precision: str = "") -> Path:
     """Write report.md (and curves.png) into the run folder; `processes` > 1 for a run
