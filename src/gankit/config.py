@@ -218,6 +218,14 @@ _NON_NEGATIVE = (
 )
 
 
+# The loss keys a game has no use for. The VAE's, the semi-supervised game's and the
+# regression's losses are fixed (ELBO; K+1 classes and feature matching; MSE); the pair GAN's D
+# judges (input, output) pairs, which the penalties and DiffAugment do not handle.
+_FIXED_LOSS = ("name", "generator", "r1_weight", "gp_weight", "augment")
+_LOSS_KEYS_UNUSED = {"vae": _FIXED_LOSS, "semi-supervised": _FIXED_LOSS,
+                     "paired-mse": _FIXED_LOSS, "paired-gan": ("r1_weight", "gp_weight", "augment")}
+
+
 def validate(config: RunConfig) -> RunConfig:
     """Check value ranges and choices; raise `GankitError` naming the first bad key."""
     flat = flatten(config.to_dict())
@@ -266,13 +274,11 @@ def validate(config: RunConfig) -> RunConfig:
         parse_policy(config.loss.augment)
     except ValueError as error:
         raise GankitError(f"loss.augment={config.loss.augment!r}: {error}") from None
-    if config.model.objective in ("vae", "semi-supervised", "paired-mse"):
-        # Their losses are fixed (ELBO; K+1 classes and feature matching; MSE): say so rather than
-        # train without the loss, penalty or augmentation asked for.
-        for key in ("name", "generator", "r1_weight", "gp_weight", "augment"):
-            if getattr(config.loss, key) != getattr(LossConfig, key):
-                raise GankitError(f"loss.{key} does not apply to model.objective="
-                                  f"{config.model.objective!r}")
+    # Say so rather than train without the loss, penalty or augmentation asked for.
+    for key in _LOSS_KEYS_UNUSED.get(config.model.objective, ()):
+        if getattr(config.loss, key) != getattr(LossConfig, key):
+            raise GankitError(f"loss.{key} does not apply to model.objective="
+                              f"{config.model.objective}")
     if config.loss.pack > 1:
         if config.model.objective != "gan":
             raise GankitError(f"loss.pack={config.loss.pack} needs model.objective=gan, not "
@@ -316,10 +322,6 @@ def _check_paired(config: RunConfig) -> None:
         if getattr(loss, key) and model.objective != "paired-gan":
             raise GankitError(f"loss.{key} applies to model.objective=paired-gan only, not "
                               f"{model.objective!r}")
-    if model.objective == "paired-gan":
-        for key in ("r1_weight", "gp_weight", "augment"):  # its D takes pairs: no such terms
-            if getattr(loss, key) != getattr(LossConfig, key):
-                raise GankitError(f"loss.{key} does not apply to model.objective=paired-gan")
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
