@@ -197,7 +197,7 @@ def test_wrong_type_names_key_and_int():
     ("train.g_lr=fast", ("train.g_lr", "float", "fast")),
     ("log.progress=maybe", ("log.progress", "bool", "maybe")),
     ("model.g_hidden=[8,x]", ("model.g_hidden[1]", "int")),
-    ("model.g_hidden=abc", ("model.g_hidden", "list")),
+    ("model.g_hidden=abc", ("model.g_hidden[0]", "int", "abc")),
     ("train.d_steps=1.5", ("train.d_steps", "int", "1.5")),
 ])
 def test_other_wrong_types_name_key_and_type(override, words):
@@ -352,6 +352,18 @@ def test_gan_switches_are_refused_for_games_with_fixed_losses(preset, override):
     key = override.split("=")[0]
     with pytest.raises(GankitError, match=f"{key} does not apply to model.objective="):
         load_config(preset, [override])
+
+
+def test_list_overrides_need_no_brackets():
+    # `log.eval_metrics=fid` was refused as "expects a list of str"; only "[fid]" worked.
+    assert load_config("toy-ring", ["log.eval_metrics=modes"]).log.eval_metrics == ["modes"]
+    config = load_config("toy-ring", ["log.eval_metrics=modes,divergences",
+                                      "model.g_hidden=64, 32", "train.betas=0.5,0.9"])
+    assert config.log.eval_metrics == ["modes", "divergences"]
+    assert config.model.g_hidden == [64, 32] and type(config.model.g_hidden[0]) is int
+    assert config.train.betas == [0.5, 0.9]
+    with pytest.raises(GankitError, match=r"model.g_hidden\[1\] expects an int, got 'x'"):
+        load_config("toy-ring", ["model.g_hidden=64,x"])
 
 
 def test_good_betas_are_floats():

@@ -461,9 +461,11 @@ def _coerce(dotted: str, value: Any, field_type: Any, from_text: bool) -> Any:
                 value = None
             if isinstance(value, (int, float)):
                 value = [value]
+            elif isinstance(value, str):  # without brackets: log.eval_metrics=fid,pr
+                value = [item.strip() for item in value.split(",")]
         if not isinstance(value, list):
             raise GankitError(f"{dotted} expects a list of {item_type.__name__}, got {value!r}")
-        return [_coerce(f"{dotted}[{i}]", v, item_type, False) for i, v in enumerate(value)]
+        return [_coerce(f"{dotted}[{i}]", v, item_type, from_text) for i, v in enumerate(value)]
     expected = field_type.__name__
     if field_type is bool:
         if isinstance(value, bool):
