@@ -98,6 +98,51 @@ def test_resume_with_a_changed_model_or_loss_is_refused_naming_the_keys(tmp_path
     assert gankit.load(run).step == 12
 
 
+def test_resume_trains_with_the_new_learning_rates_and_betas(tmp_path):
+    # The optimizers' saved settings used to win: a resume with train.g_lr=0 went on moving G,
+    # and config.yaml said 0 where state.pt held the old rates.
+    run = train_tiny("digits-mlp", tmp_path / "run")
+    before = gankit.load(run).objective.generator.state_dict()
+    gankit.train(resume=run, **{"train.steps": 18, "train.g_lr": 0.0, "train.betas": [0.0, 0.9]})
+    after = gankit.load(run).objective.generator.state_dict()
+    assert all(torch.equal(before[key], after[key]) for key in before)
+    state = torch.load(run / "checkpoints" / "step_00000018" / "state.pt", weights_only=True)
+    group = state["optimizers"]["generator"]["param_groups"][0]
+    assert group["lr"] == 0.0 and tuple(group["betas"]) == (0.0, 0.9)
+    assert state["optimizers"]["discriminator"]["param_groups"][0]["lr"] == 0.0002
+
+
+def test_resume_with_another_optimizer_is_refused_naming_the_key(tmp_path):
+    # Adam's state loaded into SGD failed on its first step with KeyError: 'momentum'.
+    run = train_tiny("digits-mlp", tmp_path / "run")
+    with pytest.raises(GankitError, match="different config for train.optimizer$"):
+        gankit.train(resume=run, **{"train.steps": 18, "train.optimizer": "sgd"})
+    assert gankit.load(run).step == 12
+
+
+def test_resume_may_switch_the_weight_average_on(tmp_path):
+    # It failed with KeyError: 'generator_ema'; the average now starts from G at the resume.
+    run = train_tiny("digits-mlp", tmp_path / "run", **{"train.ema": 0.0})
+    assert not (run / "checkpoints" / "step_00000012" / "generator_ema.safetensors").exists()
+    at_12 = gankit.load(run).objective.generator.state_dict()
+    gankit.train(resume=run, **{"train.steps": 13, "train.ema": 0.9})
+    model = gankit.load(run)
+    assert model.generator is model.objective.generator_ema
+    # One update from G's step-12 weights, with the warm-up decay 2/11.
+    at_13 = model.objective.generator.state_dict()
+    for key, value in model.generator.state_dict().items():
+        assert torch.allclose(value, 2 / 11 * at_12[key] + 9 / 11 * at_13[key], atol=1e-6), key
+
+
+def test_resume_with_weights_that_do_not_fit_names_the_file(tmp_path):
+    run = train_tiny("digits-mlp", tmp_path / "run")
+    other = train_tiny("digits-mlp", tmp_path / "other", **{"model.g_hidden": [32]})
+    target = run / "checkpoints" / "step_00000012" / "generator.safetensors"
+    shutil.copy(other / "checkpoints" / "step_00000012" / "generator.safetensors", target)
+    with pytest.raises(GankitError, match=f"^{target}: weights do not fit the generator"):
+        gankit.train(resume=run / "checkpoints" / "step_00000012", **{"train.steps": 18})
+
+
 def test_resume_with_an_out_folder_is_refused_rather_than_ignored(tmp_path):
     run = train_tiny("digits-mlp", tmp_path / "run")
     with pytest.raises(GankitError, match="does not apply with --resume"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -366,6 +367,28 @@ def test_list_overrides_need_no_brackets():
         load_config("toy-ring", ["model.g_hidden=64,x"])
 
 
+@pytest.mark.parametrize("override, message", [
+    # A run folder is runs/NAME: "../../x" wrote a run outside runs/, "" made ./runs-2.
+    ("name=../../escape", "name='../../escape' must be a plain folder name"),
+    ("name=/tmp/elsewhere", "name='/tmp/elsewhere' must be a plain folder name"),
+    ("name=", "name='' must be a plain folder name"),
+    # These failed inside numpy/torch (an overflow, a MemoryError) after the folder was made.
+    ("seed=99999999999999999999", "seed=99999999999999999999 must be between 0 and 4294967295"),
+    ("seed=-1", "seed=-1 must be between 0 and 4294967295"),
+    ("train.threads=100000", "train.threads=100000 must be at most 1024"),
+])
+def test_names_seeds_and_threads_out_of_range(override, message):
+    with pytest.raises(GankitError, match=f"^{re.escape(message)}"):
+        load_config("toy-ring", [override])
+
+
+def test_a_config_file_that_is_not_text_is_one_line(tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"seed: \xff\xfe\x00")
+    with pytest.raises(GankitError, match=f"^{re.escape(str(path))}: cannot be read as a YAML"):
+        load_config(str(path))
+
+
 def test_good_betas_are_floats():
     betas = load_config("toy-ring", ["train.betas=[0, 0.9]"]).train.betas
     assert betas == [0.0, 0.9]
@@ -483,9 +506,11 @@ def test_diff_keys_reports_exactly_the_model_loss_data_changes():
     current = load_config("toy-ring", [
         "model.g_hidden=[64]", "loss.name=hinge", "data.name=grid",
         "train.steps=1", "train.g_lr=0.1", "log.every=3", "seed=9", "name=other",
+        "train.optimizer=sgd",
     ]).to_dict()
-    assert MODEL_SECTIONS == ("model", "loss", "data")
-    assert diff_keys(saved, current) == ["data.name", "loss.name", "model.g_hidden"]
+    assert MODEL_SECTIONS == ("model", "loss", "data", "train.optimizer")
+    assert diff_keys(saved, current) == ["data.name", "loss.name", "model.g_hidden",
+                                         "train.optimizer"]
 
 
 def test_diff_keys_ignores_train_and_log_only_changes():

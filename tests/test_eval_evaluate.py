@@ -99,6 +99,38 @@ def test_bad_requests_are_one_line(tmp_path):
                  metrics=["parzen"], n=10)
 
 
+def test_bad_fid_statistics_files_are_one_line(tmp_path):
+    images = torch.rand(8, 1, 28, 28) * 2 - 1
+    cases = {"text.npz": "not FID statistics", "no-mu.npz": "not FID statistics",
+             "five.npz": r"shape \(5,\) and \(5, 5\), but the extractor gives 128 features",
+             "nan.npz": "mu or sigma contains NaN or inf"}
+    (tmp_path / "text.npz").write_text("not numpy")
+    np.savez(tmp_path / "no-mu.npz", sigma=np.eye(128))
+    np.savez(tmp_path / "five.npz", mu=np.zeros(5), sigma=np.eye(5))
+    np.savez(tmp_path / "nan.npz", mu=np.full(128, np.nan), sigma=np.eye(128))
+    for name, message in cases.items():
+        with pytest.raises(GankitError, match=f"^{tmp_path / name}: .*{message}"):
+            evaluate(images, tmp_path / name, metrics=["fid"], n=8)
+
+
+def test_stacked_modes_of_one_channel_images_is_refused(tmp_path):
+    with pytest.raises(GankitError, match=r"stacked-modes needs Stacked MNIST's 3 x 28 x 28 "
+                                          r"images, got samples of shape \(1, 28, 28\)"):
+        evaluate(torch.zeros(8, 1, 28, 28), metrics=["stacked-modes"], n=8)
+
+
+def test_cli_eval_of_a_checkpoint_folder_records_in_its_run(tmp_path, capsys):
+    run = tiny_ring_run(tmp_path)
+    checkpoint = run / "checkpoints" / "step_00000006"
+    assert main(["eval", str(checkpoint), "-n", "100"]) == 0
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 6 and "modes/n100" in last
+    assert "## Evaluation at step 6" in (run / "report.md").read_text()
+    assert sorted(p.name for p in checkpoint.iterdir()) == [
+        "discriminator.safetensors", "generator.safetensors", "generator_ema.safetensors",
+        "state.pt"]
+
+
 def test_loop_measures_metrics_during_training_and_reports_them(tmp_path):
     run = tiny_ring_run(tmp_path, **{"log.eval_every": 6, "log.eval_metrics": ["modes"],
                                      "log.eval_n": 200})
@@ -130,7 +162,12 @@ def test_cli_eval_refuses_bad_n_and_json_before_measuring(tmp_path, capsys):
     (tmp_path / "a-file").write_text("")
     cases = [(["-n", "0"], "n=0 must be at least 2"),  # was read as "the protocol's n"
              (["--json", str(tmp_path)], "is a folder; name a file"),
-             (["--json", str(tmp_path / "a-file" / "x.json")], "is a file, not a folder")]
+             (["--json", str(tmp_path / "a-file" / "x.json")], "is a file, not a folder"),
+             # /proc takes no new files: this was found out after the evaluation, recorded.
+             (["--json", "/proc/gankit-x.json"], "/proc/gankit-x.json: cannot be written"),
+             (["--metrics", "pr", "-n", "3"], "n=3 must be at least 4 for pr"),
+             (["--metrics", "modes,dc", "-n", "5"], "n=5 must be at least 6 for dc"),
+             (["--seed", "-1"], "--seed -1 must be between 0 and 4294967295")]
     for extra, message in cases:
         assert main(["eval", str(run), *extra]) == 2
         assert message in capsys.readouterr().err

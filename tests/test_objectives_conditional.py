@@ -120,7 +120,8 @@ def test_trained_conditional_run_samples_by_label_from_the_api_and_cli(tmp_path,
     # 0.5 was cast to class 0, a nested list flattened and a string a TypeError.
     for labels, message in (([0.5], "labels must be integers"),
                             ([[0, 1]], r"one sequence, got shape \(1, 2\)"),
-                            ("abc", "must be a sequence of class indices")):
+                            ("abc", "must be a sequence of class indices"),
+                            ([], r"labels=\[\] names no class")):
         with pytest.raises(GankitError, match=message):
             model.sample(3, labels=labels)
     assert torch.equal(model.sample(4, seed=0, labels=np.array([2, 5])),
@@ -132,6 +133,8 @@ def test_trained_conditional_run_samples_by_label_from_the_api_and_cli(tmp_path,
     assert (tmp_path / "by-label.png").is_file()
     assert main(["sample", str(run), "--labels", "one,two"]) == 2
     assert "--labels 'one,two' must be comma-separated integers" in capsys.readouterr().err
+    assert main(["sample", str(run), "--labels", ""]) == 2  # was ignored: an unlabelled grid
+    assert "--labels '' must be comma-separated integers" in capsys.readouterr().err
 
 
 def test_unconditional_runs_take_no_labels(tmp_path):

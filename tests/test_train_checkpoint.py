@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from gankit.errors import GankitError
+from gankit.errors import CheckpointFallbackWarning, GankitError
 from gankit.train import checkpoint as ckpt
 from gankit.train.checkpoint import (
     LATEST_FILE,
@@ -157,6 +157,31 @@ def test_arbitrary_objects_are_refused(tmp_path):
     message = error_line(excinfo)
     assert str(folder / STATE_FILE) in message
     assert "unreadable" in message
+
+
+def test_a_lost_weight_file_makes_a_checkpoint_unreadable(tmp_path):
+    # gankit.load fell back to the raw generator without a word when generator_ema went.
+    save_step(tmp_path, 1)
+    newest = save_step(tmp_path, 2)
+    (newest / "generator.safetensors").unlink()
+    with pytest.warns(CheckpointFallbackWarning, match="generator.safetensors: missing from "
+                      "the checkpoint; using the newest readable checkpoint, .*step_00000001"):
+        _, state, used = load_checkpoint(tmp_path)
+    assert used.name == "step_00000001" and state["step"] == 1
+    with pytest.raises(GankitError, match="generator.safetensors: missing from the checkpoint"):
+        load_checkpoint(newest)
+
+
+def test_a_state_without_the_keys_a_reader_needs_is_unreadable_to_it(tmp_path):
+    save_step(tmp_path, 1)
+    newest = save_step(tmp_path, 2)
+    torch.save({"step": 2, "config": {}}, newest / STATE_FILE)
+    assert load_checkpoint(tmp_path)[2] == newest  # a reader that needs no more
+    with pytest.warns(CheckpointFallbackWarning, match="incomplete checkpoint state \\(no rng"):
+        assert load_checkpoint(tmp_path, required=("step", "rng"))[2].name == "step_00000001"
+    torch.save([1, 2], newest / STATE_FILE)
+    with pytest.raises(GankitError, match="not a checkpoint state \\(a list, not a dict\\)"):
+        load_checkpoint(newest)
 
 
 # ---------------------------------------------------------------- latest and pruning
@@ -401,6 +426,9 @@ def test_set_aside_after_renames_the_later_checkpoints_and_points_latest_back(tm
     again = ckpt.set_aside_after(save_step(tmp_path, 1, keep=2))
     assert [p.name for p in again] == ["set-aside-step_00000002-2"]
     assert moved[0].is_dir()
+    # Continuing from a set-aside step leaves the earlier steps (its name sorts before theirs).
+    assert ckpt.set_aside_after(moved[1]) == []
+    assert step_folders(tmp_path) == ["step_00000001"]
 
 
 @pytest.mark.parametrize("garbage", [b"\xff" * 100, b"garbage", b"", b"{}" * 50])

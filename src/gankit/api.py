@@ -26,8 +26,13 @@ from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.objectives import ConditionalGANObjective, build_objective
 from gankit.train import distributed
-from gankit.train.checkpoint import load_checkpoint
-from gankit.train.loop import CONFIG_FILE, Trainer
+from gankit.train.checkpoint import STATE_FILE, load_checkpoint
+from gankit.train.loop import (
+    LOAD_STATE_KEYS,
+    RESUME_STATE_KEYS,
+    Trainer,
+    load_weights,
+)
 
 
 def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Path | None = None,
@@ -60,14 +65,14 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
         if out is not None:
             raise GankitError(f"--out {out} does not apply with --resume: a run continues in "
                               "its own folder")
-        _, state, checkpoint = load_checkpoint(resume)
+        _, state, checkpoint = load_checkpoint(resume, required=RESUME_STATE_KEYS)
         if checkpoint.parent.name != "checkpoints":
             raise GankitError(f"cannot resume {checkpoint}: it is not in a run's checkpoints/ "
                               "folder, so there is no run to continue")
         # The run that holds the checkpoint, also when `resume` names one of its checkpoints.
         run_dir = checkpoint.parent.parent
         if preset_or_config is None:
-            config = validate(apply_overrides(from_dict(state["config"]), flat_overrides))
+            config = validate(apply_overrides(saved_config(state, checkpoint), flat_overrides))
         else:
             config = _config_from(preset_or_config, flat_overrides)
         changed = diff_keys(state["config"], config.to_dict())
@@ -95,6 +100,14 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
     if checkpoint is not None:
         trainer.restore(checkpoint)
     return trainer.fit()
+
+
+def saved_config(state: dict, checkpoint: Path) -> RunConfig:
+    """The validated config a checkpoint was saved with, or one line naming its file."""
+    try:
+        return validate(from_dict(state["config"]))
+    except GankitError as error:
+        raise GankitError(f"{checkpoint / STATE_FILE}: {error}") from None
 
 
 def _config_from(source: str | Path | RunConfig | None, overrides: list) -> RunConfig:
@@ -209,6 +222,8 @@ class TrainedGAN:
             given = torch.as_tensor(labels)
         except (TypeError, ValueError, RuntimeError):
             raise GankitError(f"labels={labels!r} must be a sequence of class indices") from None
+        if given.numel() == 0:
+            raise GankitError("labels=[] names no class; give at least one, or labels=None")
         # Casting would turn 0.5 into class 0: only whole numbers name a class.
         if given.is_floating_point() or given.is_complex() or given.dtype == torch.bool:
             raise GankitError(f"labels must be integers, got {given.dtype} values")
@@ -233,8 +248,9 @@ def load(run_or_checkpoint: str | Path, device: str = "cpu",
         data_root: where the run's dataset lives; read only for a paired run, whose samples
             are outputs for input images drawn from it.
     """
-    weights, state, checkpoint = load_checkpoint(run_or_checkpoint, map_location="cpu")
-    config = from_dict(state["config"])
+    weights, state, checkpoint = load_checkpoint(run_or_checkpoint, map_location="cpu",
+                                                 required=LOAD_STATE_KEYS)
+    config = saved_config(state, checkpoint)
     data = None
     if config.model.objective in PAIRED_OBJECTIVES:
         data = build_dataset(config.data, data_root, progress=False)
@@ -244,12 +260,6 @@ def load(run_or_checkpoint: str | Path, device: str = "cpu",
     for name, net in [*objective.players().items(), ("generator_ema", objective.generator_ema)]:
         if net is None:
             continue
-        if name not in weights:
-            raise GankitError(f"{checkpoint}: no weights for the {name}")
-        try:
-            net.load_state_dict(weights[name])
-        except RuntimeError:
-            raise GankitError(f"{checkpoint / (name + '.safetensors')}: weights do not fit the "
-                              f"{name} of its config ({CONFIG_FILE})") from None
+        load_weights(net, weights, name, checkpoint)
     return TrainedGAN(config, objective.to(resolve_device(device)), int(state["step"]),
                       checkpoint)

@@ -95,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from gankit.config import MAX_SEED
+
     try:
+        seed = getattr(args, "seed", None)
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise GankitError(f"--seed {seed} must be between 0 and {MAX_SEED}")
         if args.command == "train":
             return _train(args)
         if args.command == "presets":
@@ -184,7 +189,7 @@ def _sample(args: argparse.Namespace) -> int:
     from gankit.viz.grid import save_image_grid
     from gankit.viz.toy import plot_samples
 
-    labels = _parse_labels(args.labels) if args.labels else None
+    labels = _parse_labels(args.labels) if args.labels is not None else None
     if args.out is not None and args.out.suffix.lower() not in PICTURE_SUFFIXES:
         raise GankitError(f"--out {args.out}: the picture needs a {'/'.join(PICTURE_SUFFIXES)} "
                           "path (--npy writes the raw samples beside it)")
@@ -221,13 +226,16 @@ def _parse_labels(text: str) -> list[int]:
 def _eval(args: argparse.Namespace) -> int:
     import json
 
-    from gankit.config import from_dict
+    from gankit.api import saved_config
     from gankit.eval.evaluate import default_protocol, describe, evaluate, run_protocol
     from gankit.train.checkpoint import load_checkpoint
+    from gankit.train.loop import LOAD_STATE_KEYS
     from gankit.train.report import append_evaluation
 
-    _, state, _ = load_checkpoint(args.run)
-    config = from_dict(state["config"])
+    _, state, checkpoint = load_checkpoint(args.run, required=LOAD_STATE_KEYS)
+    config = saved_config(state, checkpoint)
+    # The numbers go to the run's metrics and report, also when a checkpoint folder is named.
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint
     defaults = run_protocol(config.data.name, config.model.objective)
     metrics = tuple(args.metrics.split(",")) if args.metrics else defaults[0]
     if not metrics:
@@ -235,24 +243,33 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json is not None:
         _check_output_file(args.json, "--json")  # before the minutes of evaluation, not after
     n = args.n if args.n is not None else defaults[3] or 10000
-    results = evaluate(args.run, args.reference or defaults[1], metrics,
+    results = evaluate(checkpoint, args.reference or defaults[1], metrics,
                        features=args.features or defaults[2] or "mnist",
                        n=n, seed=args.seed, data_root=args.data_root)
     print(describe(results))
-    append_evaluation(args.run, int(state["step"]), float(state["elapsed"]), results)
+    append_evaluation(run_dir, int(state["step"]), float(state.get("elapsed", 0.0)), results)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
 def _check_output_file(path: Path, flag: str) -> None:
-    """Refuse a file path that cannot be written: a folder, or one under a file."""
+    """Refuse a file path that cannot be written (a folder, one under a file, a place that
+    takes no new files), by making its folder and opening it for appending."""
     if path.is_dir():
         raise GankitError(f"{flag} {path}: is a folder; name a file")
     parent = next(p for p in path.parents if p.exists())
     if not parent.is_dir():
         raise GankitError(f"{flag} {path}: {parent} is a file, not a folder")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError as error:
+        raise GankitError(f"{flag} {path}: cannot be written ({error.strerror})") from None
+    if not existed:
+        path.unlink()
 
 
 def _compare(args: argparse.Namespace) -> int:

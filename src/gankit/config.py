@@ -184,8 +184,9 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-# Sections whose change makes a checkpoint unusable: resume refuses when they differ.
-MODEL_SECTIONS = ("model", "loss", "data")
+# Sections (and single keys) whose change makes a checkpoint unusable: resume refuses when
+# they differ. The optimizer's saved state is SGD's momentum or Adam's moments, not both.
+MODEL_SECTIONS = ("model", "loss", "data", "train.optimizer")
 
 _CHOICES = {
     "data.name": ("gaussian-1d", "mixture-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
@@ -204,6 +205,10 @@ _CHOICES = {
     "train.device": ("auto", "cpu", "cuda"),
     "train.precision": ("fp32", "bf16", "fp16", "auto"),
 }
+# Seeds reach numpy and torch generators, and a run adds small offsets to its seed: numpy's
+# legacy generators take seeds below 2**32.
+MAX_SEED = 2**32 - 1
+MAX_THREADS = 1024
 _POSITIVE = (
     "model.latent_dim", "model.latent_range", "model.num_classes", "model.width", "train.steps",
     "train.batch_size", "train.d_steps", "loss.pack", "loss.r1_every", "data.labelled_per_class",
@@ -238,6 +243,14 @@ def validate(config: RunConfig) -> RunConfig:
     for key in _NON_NEGATIVE:
         if not flat[key] >= 0:
             raise GankitError(f"{key}={flat[key]!r} must be >= 0")
+    if config.name in ("", ".", "..") or any(sep in config.name for sep in ("/", "\\")):
+        # It names the folder runs/NAME; a path here would put the run elsewhere.
+        raise GankitError(f"name={config.name!r} must be a plain folder name; choose where the "
+                          "run goes with --out")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise GankitError(f"seed={config.seed} must be between 0 and {MAX_SEED}")
+    if config.train.threads > MAX_THREADS:
+        raise GankitError(f"train.threads={config.train.threads} must be at most {MAX_THREADS}")
     for key in ("model.g_hidden", "model.d_hidden"):
         if not all(width > 0 for width in flat[key]):
             raise GankitError(f"{key}={flat[key]!r}: every layer width must be > 0")
@@ -362,7 +375,12 @@ def load_config(preset_or_path: str | Path | None = None, overrides: Any = ()) -
     if source.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise GankitError(f"config file not found: {path}")
-        tree = _read_yaml_text(path.read_text(), str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GankitError(f"{path}: cannot be read as a YAML text file "
+                              f"({exc.__class__.__name__})") from None
+        tree = _read_yaml_text(text, str(path))
         default_name = path.stem
     else:
         tree = _read_yaml_text(_preset_text(source), source)
@@ -514,12 +532,16 @@ def to_yaml(config: RunConfig) -> str:
 
 
 def diff_keys(saved: dict[str, Any], current: dict[str, Any], sections=MODEL_SECTIONS) -> list[str]:
-    """Dotted keys under `sections` whose values differ between two config dicts.
+    """Dotted keys under `sections` (section names or dotted keys) whose values differ between
+    two config dicts.
 
     A key one side lacks (a config saved before that setting existed) counts as its default.
     """
     defaults = flatten(RunConfig().to_dict())
-    old = {k: v for k, v in flatten(saved).items() if k.split(".")[0] in sections}
-    new = {k: v for k, v in flatten(current).items() if k.split(".")[0] in sections}
+    def chosen(key: str) -> bool:
+        return key in sections or key.split(".")[0] in sections
+
+    old = {k: v for k, v in flatten(saved).items() if chosen(k)}
+    new = {k: v for k, v in flatten(current).items() if chosen(k)}
     return sorted(k for k in old.keys() | new.keys()
                   if old.get(k, defaults.get(k)) != new.get(k, defaults.get(k)))

@@ -36,6 +36,10 @@ METRICS = {
     "cs": "logits", "label-acc": "logits", "stacked-modes": "logits", "modes": "points",
     "divergences": "points", "parzen": "pixels", "multimodal": "pairs",
 }
+# Neighbours per point: precision/recall with k = 3 (Kynkäänniemi et al.), density/coverage
+# with k = 5 (Naeem et al.); each needs more than k samples.
+K_PR, K_DC = 3, 5
+MIN_N = {"pr": K_PR + 1, "dc": K_DC + 1}
 
 
 def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid",),
@@ -112,8 +116,11 @@ def check_request(metrics: Sequence[str], n: int,
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise GankitError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
-    if n < 2:
-        raise GankitError(f"n={n} must be at least 2")
+    least = max([2, *(MIN_N.get(m, 2) for m in metrics)])
+    if n < least:
+        needing = [m for m in metrics if MIN_N.get(m, 2) == least]
+        raise GankitError(f"n={n} must be at least {least}"
+                          + (f" for {', '.join(needing)}" if needing else ""))
     if sample_shape is not None:
         check_sample_shape(metrics, sample_shape)
 
@@ -125,6 +132,23 @@ def check_sample_shape(metrics: Sequence[str], sample_shape: tuple[int, ...]) ->
     if image_metrics and len(sample_shape) != 3:
         raise GankitError(f"metrics {', '.join(image_metrics)} need images, got samples of "
                           f"shape {tuple(sample_shape)}")
+    if "stacked-modes" in metrics and tuple(sample_shape) != (3, 28, 28):
+        raise GankitError(f"stacked-modes needs Stacked MNIST's 3 x 28 x 28 images, got samples "
+                          f"of shape {tuple(sample_shape)}")
+
+
+def _cached_statistics(path: str | Path, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (mu, sigma) of a `.npz` of FID statistics, or one line naming the file's problem."""
+    try:
+        with np.load(path) as stats:
+            mu, sigma = stats["mu"], stats["sigma"]
+    except (OSError, ValueError, KeyError) as error:
+        raise GankitError(f"{path}: not FID statistics, an .npz with arrays mu and sigma "
+                          f"({error.__class__.__name__})") from None
+    if mu.shape != (dims,) or sigma.shape != (dims, dims):
+        raise GankitError(f"{path}: statistics of shape {mu.shape} and {sigma.shape}, but the "
+                          f"extractor gives {dims} features")
+    return mu, sigma
 
 
 # ----------------------------------------------------------------------------- sources
@@ -249,9 +273,11 @@ def _image_metrics(samples, reference, metrics, features, n, seed, data_root, ca
         if isinstance(reference, (str, Path)) and str(reference).endswith(".npz"):
             if feature_metrics != ["fid"]:
                 raise GankitError(f"{reference}: cached statistics serve fid only")
-            with np.load(reference) as stats:
-                mu, sigma = stats["mu"], stats["sigma"]
-            results[f"fid/{tag}"] = frechet_distance(*feature_statistics(fake), mu, sigma)
+            mu, sigma = _cached_statistics(reference, fake.shape[1])
+            try:
+                results[f"fid/{tag}"] = frechet_distance(*feature_statistics(fake), mu, sigma)
+            except ValueError as error:  # NaN or inf in the file's statistics
+                raise GankitError(f"{reference}: {error}") from None
             return results
         real = _reference_features(reference, extractor, n, seed, data_root, cache_dir)
         if "fid" in feature_metrics:
@@ -261,11 +287,11 @@ def _image_metrics(samples, reference, metrics, features, n, seed, data_root, ca
             mean, std = kid_from_features(fake, real, seed=seed)
             results[f"kid/{tag}"], results[f"kid_std/{tag}"] = mean, std
         if "pr" in feature_metrics:
-            found = precision_recall(real, fake, k=3)
+            found = precision_recall(real, fake, k=K_PR)
             results[f"precision/{tag}"], results[f"recall/{tag}"] = (found["precision"],
                                                                      found["recall"])
         if "dc" in feature_metrics:
-            found = density_coverage(real, fake, k=5)
+            found = density_coverage(real, fake, k=K_DC)
             results[f"density/{tag}"], results[f"coverage/{tag}"] = (found["density"],
                                                                      found["coverage"])
     if "parzen" in metrics:

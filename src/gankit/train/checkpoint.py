@@ -10,8 +10,10 @@ a kill at any moment leaves the last good checkpoint readable.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from gankit.errors import CheckpointFallbackWarning, GankitError
 
 STATE_FILE = "state.pt"
 LATEST_FILE = "latest"
+WEIGHT_FILES_KEY = "weight_files"  # the players saved, so that a lost file is noticed
 
 
 def save_checkpoint(run_dir: Path, step: int, weights: dict[str, dict[str, torch.Tensor]],
@@ -49,6 +52,7 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, dict[str, torch
             shutil.rmtree(stale, ignore_errors=True)
         staging = folder / f".staging-{final.name}-{os.getpid()}"
         staging.mkdir()
+        state = {**state, WEIGHT_FILES_KEY: sorted(weights)}
         for name, state_dict in weights.items():
             tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
             save_file(tensors, str(staging / f"{name}.safetensors"))
@@ -88,9 +92,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return checkpoint
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    required: Sequence[str] = ()
                     ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any], Path]:
     """Read a checkpoint without executing anything from it.
+
+    A checkpoint is unreadable when a file does not load, when one of the weight files it was
+    saved with is missing, or when its state lacks a key of `required`.
 
     Given a run (or `checkpoints/`) folder whose latest checkpoint is unreadable or missing (a
     disk error, a file truncated by a copy), it reads the newest readable older one instead and
@@ -105,13 +113,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
     """
     path = Path(path)
     if (path / STATE_FILE).is_file():
-        return _read_checkpoint(path, map_location)
+        return _read_checkpoint(path, map_location, required)
     try:
-        return _read_checkpoint(resolve_checkpoint(path), map_location)
+        return _read_checkpoint(resolve_checkpoint(path), map_location, required)
     except GankitError as latest_error:
         for older in reversed(_step_folders(_checkpoints_folder(path))):
             try:
-                loaded = _read_checkpoint(older, map_location)
+                loaded = _read_checkpoint(older, map_location, required)
             except GankitError:
                 continue
             warnings.warn(f"{latest_error}; using the newest readable checkpoint, {older}",
@@ -133,7 +141,8 @@ def set_aside_after(checkpoint: Path) -> list[Path]:
     folder = checkpoint.parent
     moved = []
     for later in _step_folders(folder):
-        if later.name > checkpoint.name:
+        # By step, not by name: a set-aside folder chosen to resume from sorts before step_*.
+        if _step_number(later) > _step_number(checkpoint):
             target, copy = folder / f"set-aside-{later.name}", 2
             while target.exists():  # set aside before, by an earlier resume
                 target, copy = folder / f"set-aside-{later.name}-{copy}", copy + 1
@@ -145,13 +154,23 @@ def set_aside_after(checkpoint: Path) -> list[Path]:
     return moved
 
 
-def _read_checkpoint(checkpoint: Path, map_location: str | torch.device
+def _read_checkpoint(checkpoint: Path, map_location: str | torch.device, required: Sequence[str]
                      ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any], Path]:
     try:
         state = torch.load(checkpoint / STATE_FILE, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
         raise GankitError(f"{checkpoint / STATE_FILE}: unreadable checkpoint state "
                           f"({exc.__class__.__name__})") from None
+    if not isinstance(state, dict):
+        raise GankitError(f"{checkpoint / STATE_FILE}: not a checkpoint state (a "
+                          f"{type(state).__name__}, not a dict)")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise GankitError(f"{checkpoint / STATE_FILE}: incomplete checkpoint state (no "
+                          f"{', '.join(missing)})")
+    for name in state.get(WEIGHT_FILES_KEY, ()):
+        if not (checkpoint / f"{name}.safetensors").is_file():
+            raise GankitError(f"{checkpoint / name}.safetensors: missing from the checkpoint")
     weights = {}
     for file in sorted(checkpoint.glob("*.safetensors")):
         try:
@@ -159,6 +178,13 @@ def _read_checkpoint(checkpoint: Path, map_location: str | torch.device
         except (SafetensorError, OSError) as exc:
             raise GankitError(f"{file}: unreadable weights ({exc})") from None
     return weights, state, checkpoint
+
+
+def _step_number(checkpoint: Path) -> int:
+    """The step in a checkpoint folder's name (step_00000040, set-aside-step_00000040-2);
+    -1 for a name without one."""
+    found = re.search(r"step_(\d+)", checkpoint.name)
+    return int(found.group(1)) if found else -1
 
 
 def _checkpoints_folder(path: Path) -> Path:

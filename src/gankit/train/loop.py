@@ -41,6 +41,9 @@ from gankit.train.pictures import RunPictures
 from gankit.train.report import append_metrics, drop_metrics_after, write_report
 
 CONFIG_FILE = "config.yaml"
+# What `Trainer.restore` reads from a checkpoint's state (`gankit.load` needs the first three).
+LOAD_STATE_KEYS = ("step", "config", "sample_shape")
+RESUME_STATE_KEYS = (*LOAD_STATE_KEYS, "elapsed", "optimizers", "rng", "ema_updates")
 # The names shown in the progress bar, in order, for the stats an objective reports.
 PROGRESS_NAMES = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
 
@@ -448,18 +451,30 @@ class Trainer:
 
         Checkpoints of this run later than the one read are set aside (`set_aside_after`): the
         run will save those steps again."""
-        weights, state, used = load_checkpoint(checkpoint, map_location=self.device)
+        weights, state, used = load_checkpoint(checkpoint, map_location=self.device,
+                                               required=RESUME_STATE_KEYS)
         for name, net in self.objective.players().items():
-            net.load_state_dict(weights[name])
+            load_weights(net, weights, name, used)
         for name, optimizer in self.optimizers.items():
+            # load_state_dict also restores the saved learning rates, betas and momentum; the
+            # config's win, so that a resume with a lower train.g_lr trains with it.
+            settings = [{k: v for k, v in group.items() if k != "params"}
+                        for group in optimizer.param_groups]
             optimizer.load_state_dict(state["optimizers"][name])
+            for group, setting in zip(optimizer.param_groups, settings, strict=True):
+                group.update(setting)
             _match_state_layout(optimizer)
         for name, scaler in self.scalers.items():
             if name in state.get("scalers", {}):
                 scaler.load_state_dict(state["scalers"][name])
         if self.weight_average is not None:
-            self.weight_average.average.load_state_dict(weights["generator_ema"])
-            self.weight_average.updates = int(state["ema_updates"])
+            if "generator_ema" in weights:
+                load_weights(self.weight_average.average, weights, "generator_ema", used)
+                self.weight_average.updates = int(state["ema_updates"])
+            else:  # train.ema switched on at this resume: the average starts from G now
+                self.weight_average.average.load_state_dict(
+                    self.objective.generator.state_dict())
+                self.weight_average.updates = 0
         self.step = self.saved_step = int(state["step"])
         self.elapsed = float(state["elapsed"])
         rng = state["rng"]
@@ -473,6 +488,17 @@ class Trainer:
             self._seed_streams(self.config.seed + 7919 * self.step)
         elif used.parent.resolve() == (self.run_dir / "checkpoints").resolve():
             set_aside_after(used)
+
+
+def load_weights(net: nn.Module, weights: dict, name: str, checkpoint: Path) -> None:
+    """Load a player's saved weights, or one line naming the file that does not fit it."""
+    file = checkpoint / f"{name}.safetensors"
+    if name not in weights:
+        raise GankitError(f"{file}: missing from the checkpoint")
+    try:
+        net.load_state_dict(weights[name])
+    except RuntimeError:
+        raise GankitError(f"{file}: weights do not fit the {name} of the run's config") from None
 
 
 def to_device(batch: Any, device: torch.device,
