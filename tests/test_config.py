@@ -199,6 +199,7 @@ def test_wrong_type_names_key_and_int():
     ("log.progress=maybe", ("log.progress", "bool", "maybe")),
     ("model.g_hidden=[8,x]", ("model.g_hidden[1]", "int")),
     ("model.g_hidden=abc", ("model.g_hidden[0]", "int", "abc")),
+    ("model.g_hidden=[1,", ("model.g_hidden", "list of int", "'[1,'")),  # said "got None"
     ("train.d_steps=1.5", ("train.d_steps", "int", "1.5")),
 ])
 def test_other_wrong_types_name_key_and_type(override, words):

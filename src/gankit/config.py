@@ -475,8 +475,9 @@ def _coerce(dotted: str, value: Any, field_type: Any, from_text: bool) -> Any:
         if from_text:
             try:
                 value = yaml.safe_load(value)
-            except yaml.YAMLError:
-                value = None
+            except yaml.YAMLError:  # "[1," : say what was typed
+                raise GankitError(f"{dotted} expects a list of {item_type.__name__}, got "
+                                  f"{value!r}") from None
             if isinstance(value, (int, float)):
                 value = [value]
             elif isinstance(value, str):  # without brackets: log.eval_metrics=fid,pr
