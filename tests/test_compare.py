@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -56,6 +57,21 @@ def test_a_tensor_reference_and_the_command_line(digits_runs, tmp_path, capsys):
     assert main(["compare", *map(str, digits_runs), "--out", str(target), "-n", "50"]) == 0
     assert capsys.readouterr().out.strip() == str(target)
     assert json.loads((target / "results.json").read_text())["n"] == 50
+
+
+def test_a_reference_folder_of_few_images_shows_them_and_an_empty_one_is_named(digits_runs,
+                                                                             tmp_path):
+    # Its panel asked for 64 images: "n=64 is larger than FOLDER", a count nobody gave.
+    folder = tmp_path / "three"
+    folder.mkdir()
+    for index in range(3):
+        Image.fromarray(np.full((8, 8), 40 * index, np.uint8)).save(folder / f"{index}.png")
+    out = compare(digits_runs[:1], tmp_path / "few", reference=folder)
+    assert (out / "compare.png").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(GankitError, match=f"^{empty} holds no images"):
+        compare(digits_runs[:1], tmp_path / "none", reference=empty)
 
 
 def test_bad_folders_and_mixed_datasets_are_one_line_naming_the_folder(digits_runs, tmp_path,

@@ -182,7 +182,7 @@ def _reference_images(reference: Any, data_root) -> torch.Tensor:
     """The first SAMPLES_SHOWN images of the reference, in [-1, 1]."""
     from gankit.config import DataConfig
     from gankit.data import build_dataset
-    from gankit.eval.evaluate import read_image_folder
+    from gankit.eval.evaluate import image_files, read_image_folder
 
     if isinstance(reference, torch.Tensor):
         return reference[:SAMPLES_SHOWN].float()
@@ -191,7 +191,8 @@ def _reference_images(reference: Any, data_root) -> torch.Tensor:
         if not folder.is_dir():
             raise GankitError(f"reference {reference}: not a folder of images nor a dataset "
                               "with its split (e.g. mnist:test)")
-        return read_image_folder(folder, SAMPLES_SHOWN)
+        # A folder of fewer images shows them all; an empty one is refused by name.
+        return read_image_folder(folder, min(len(image_files(folder)), SAMPLES_SHOWN) or None)
     name, _, split = str(reference).partition(":")
     try:
         data = build_dataset(DataConfig(name=name, split=split or "test"), data_root)

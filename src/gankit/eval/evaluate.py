@@ -201,6 +201,11 @@ def _first(samples: torch.Tensor, n: int, what: str) -> torch.Tensor:
     return samples[:n].float()
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in a folder, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def read_image_folder(folder: Path, n: int | None = None) -> torch.Tensor:
     """Images of a folder (sorted by name) as float [-1, 1] N x C x H x W.
 
@@ -208,7 +213,7 @@ def read_image_folder(folder: Path, n: int | None = None) -> torch.Tensor:
         GankitError: naming the folder when it holds fewer than n images or images of mixed
             sizes, or naming a file that cannot be decoded.
     """
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if n is not None and len(files) < n:
         raise GankitError(f"n={n} is larger than {folder}, which holds {len(files)} images")
     if not files:
