@@ -390,6 +390,15 @@ def test_a_config_file_that_is_not_text_is_one_line(tmp_path):
         load_config(str(path))
 
 
+@pytest.mark.parametrize("loss_name", ["hinge", "least-squares", "wasserstein"])
+def test_a_generator_loss_for_a_game_with_its_own_is_refused(loss_name):
+    # It was ignored: "hinge + minimax" trained hinge's own G loss, bit for bit.
+    with pytest.raises(GankitError, match=f"^loss.generator=minimax applies to loss.name="
+                                          f"standard only; loss.name={loss_name} has its own"):
+        load_config("toy-ring", [f"loss.name={loss_name}", "loss.generator=minimax"])
+    assert load_config("toy-ring", [f"loss.name={loss_name}"]).loss.name == loss_name
+
+
 def test_good_betas_are_floats():
     betas = load_config("toy-ring", ["train.betas=[0, 0.9]"]).train.betas
     assert betas == [0.0, 0.9]

@@ -98,6 +98,24 @@ def test_same_seed_same_weights_and_resume_matches_an_uninterrupted_run(tmp_path
     assert optimizer_steps(second_half.optimizers["generator"]) == {12}
 
 
+@pytest.mark.parametrize("preset, settings", [
+    ("toy-gaussian", {"model.d_dropout": 0.3}),  # the 1D picture runs D: dropout drew the RNG
+    ("digits-mlp", {"model.g_batchnorm": True, "train.ema": 0.0}),  # G's running statistics
+    ("toy-ring", {"model.d_dropout": 0.3, "log.eval_every": 2, "log.eval_n": 100}),
+])
+def test_how_often_a_run_draws_pictures_does_not_change_what_it_trains(tmp_path, preset,
+                                                                       settings):
+    rare = make_trainer(tmp_path, "rare", preset, **settings)
+    rare.fit()
+    often = make_trainer(tmp_path, "often", preset, **settings,
+                         **{"log.sample_every": 1, "log.n_samples": 4})
+    often.fit()
+    for name, net in rare.objective.players().items():
+        other = often.objective.players()[name].state_dict()
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, other[key]), f"{name}.{key}"
+
+
 def test_metrics_log_losses_and_discriminator_outputs(tmp_path):
     trainer = make_trainer(tmp_path)
     run = trainer.fit()

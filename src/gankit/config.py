@@ -133,7 +133,8 @@ class TrainConfig:
     # Speed levers that leave the maths unchanged: image batches and conv weights in NHWC
     # (oneDNN's native layout on CPUs), one fused kernel per optimizer step, and torch.compile
     # of both players (a one-off compile of a minute or so; nets with spectral norm, and D under R1
-    # or a gradient penalty, stay eager).
+    # or a gradient penalty, stay eager). Compiled dropout draws its masks from another random
+    # stream than eager's, so with model.d_dropout a compiled run is another draw, not the same.
     channels_last: bool = False
     # With k = 1, reuse the D step's G(z) (and z) for the G step, as pytorch/examples does:
     # one generator forward per iteration instead of two. Off: fresh noise, as in Algorithm 1.
@@ -261,6 +262,10 @@ def validate(config: RunConfig) -> RunConfig:
             raise GankitError(f"model.{key} applies to model.arch={' or '.join(archs)} only, "
                               f"not {config.model.arch!r}")
     _check_paired(config)
+    if config.loss.name != "standard" and config.loss.generator != LossConfig().generator:
+        # Hinge, least squares and Wasserstein each come with their own G loss.
+        raise GankitError(f"loss.generator={config.loss.generator} applies to loss.name=standard "
+                          f"only; loss.name={config.loss.name} has its own generator loss")
     if config.model.g_start != ModelConfig().g_start:
         if config.model.arch != "gaussian":
             raise GankitError(f"model.g_start applies to model.arch=gaussian only, not "

@@ -309,7 +309,8 @@ class Trainer:
                    desc=config.name, dynamic_ncols=True, unit="it")
         started = time.perf_counter() - self.elapsed
         if self.step == 0 and main:
-            self.pictures.snapshot(0)
+            with self._untouched():
+                self.pictures.snapshot(0)
         try:
             while self.step < config.train.steps:
                 log_now = (self.step + 1) % log.every == 0 or self.step + 1 == config.train.steps
@@ -332,10 +333,12 @@ class Trainer:
                                      for key, label in PROGRESS_NAMES.items() if key in record})
                     sums, counts = {}, {}
                 if self.step % log.sample_every == 0 and main:
-                    self.pictures.snapshot(self.step)
+                    with self._untouched():
+                        self.pictures.snapshot(self.step)
                 if log.eval_every and self.step % log.eval_every == 0:
                     self.elapsed = time.perf_counter() - started
-                    self.evaluate()
+                    with self._untouched():
+                        self.evaluate()
                 if self.step % log.checkpoint_every == 0:
                     self.elapsed = time.perf_counter() - started
                     self.save()
@@ -358,6 +361,31 @@ class Trainer:
         write_report(self.run_dir, config, self.objective, self.data, self.elapsed,
                      self.step, figures, processes=self.ranks.world, precision=self.precision)
         return self.run_dir
+
+    @contextlib.contextmanager
+    def _untouched(self):
+        """Put the players' buffers and the global RNG back as they were after the block.
+
+        Pictures and evaluations run the nets between steps, in training mode: batch norm folds
+        the picture's batch into its running statistics, spectral norm takes a power-iteration
+        step, and dropout draws from the global RNG, shifting the masks of every later step. How
+        often a run draws or measures must not change what it trains."""
+        nets = [*self.objective.players().values()]
+        if self.weight_average is not None:
+            nets.append(self.weight_average.average)
+        buffers = [buffer for net in nets for buffer in net.buffers()]
+        saved = [buffer.clone() for buffer in buffers]
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        try:
+            yield
+        finally:
+            torch.set_rng_state(rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state(cuda_rng, self.device)
+            with torch.no_grad():
+                for buffer, value in zip(buffers, saved, strict=True):
+                    buffer.copy_(value)
 
     def evaluate(self) -> dict[str, float]:
         """Measure the sampling generator now (log.eval_metrics) and log it with step and time."""
