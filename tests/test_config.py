@@ -16,6 +16,7 @@ from gankit.config import (
     diff_keys,
     flatten,
     from_dict,
+    ignored_settings,
     load_config,
     preset_description,
     preset_names,
@@ -546,3 +547,49 @@ def test_a_run_saved_before_a_setting_existed_matches_that_settings_default():
     # ... unless the new setting is turned on.
     current = load_config("toy-ring", ["loss.augment=cutout"]).to_dict()
     assert diff_keys(saved, current) == ["loss.augment"]
+
+
+# ---------------------------------------------------------------- values a run never reads
+
+
+def test_no_preset_sets_a_value_it_never_reads():
+    assert {name: ignored_settings(load_config(name)) for name in preset_names()} == {
+        name: [] for name in preset_names()}
+
+
+@pytest.mark.parametrize("base, key, value", [
+    ({"model.objective": "vae"}, "model.d_dropout", 0.5),
+    ({"model.objective": "vae"}, "train.d_lr", 0.1),
+    ({}, "model.width", 7),
+    ({}, "model.num_classes", 3),
+    ({}, "model.latent_range", 5.0),
+    ({}, "loss.r1_every", 4),
+    ({}, "train.momentum", 0.1),
+    ({"train.optimizer": "sgd"}, "train.betas", [0.1, 0.2]),
+])
+def test_each_value_named_ignored_leaves_the_trained_weights_as_they_were(tmp_path, base, key,
+                                                                           value):
+    from conftest import tiny_config
+    from gankit.data import build_dataset
+    from gankit.train.loop import Trainer
+
+    settings = {**base, "model.d_dropout": 0.0, "train.steps": 4}
+    plain = tiny_config("digits-mlp", **settings)
+    changed = tiny_config("digits-mlp", **{**settings, key: value})
+    named = set(ignored_settings(changed)) - set(ignored_settings(plain))
+    assert [line.split("=")[0] for line in named] == [key]
+    weights = []
+    for name, config in (("plain", plain), ("changed", changed)):
+        trainer = Trainer(config, tmp_path / name, build_dataset(config.data))
+        trainer.fit()
+        weights.append(trainer.objective.generator.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_the_command_line_names_a_value_the_run_ignores_in_one_line(tmp_path, capsys):
+    from gankit.cli import main
+
+    assert main(["train", "digits-mlp", "model.objective=vae", "train.steps=2",
+                 "train.g_lr=0.001", "log.progress=false", "--out", str(tmp_path / "vae")]) == 0
+    assert ("gankit: warning: model.d_dropout=0.3 is ignored: model.objective=vae has no "
+            "discriminator\n") in capsys.readouterr().err

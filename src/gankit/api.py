@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from gankit.config import (
     diff_keys,
     flatten,
     from_dict,
+    ignored_settings,
     load_config,
     validate,
 )
 from gankit.data import build_dataset
 from gankit.device import resolve_device
-from gankit.errors import GankitError
+from gankit.errors import GankitError, IgnoredSettingWarning
 from gankit.objectives import ConditionalGANObjective, build_objective
 from gankit.train import distributed
 from gankit.train.checkpoint import STATE_FILE, load_checkpoint
@@ -87,6 +89,9 @@ def train(preset_or_config: str | Path | RunConfig | None = None, out: str | Pat
         config = _config_from(preset_or_config, flat_overrides)
     # Under torchrun: this process's rank (the Trainer joins the same group).
     ranks = distributed.setup(resolve_device(config.train.device).type)
+    if ranks.main:
+        for line in ignored_settings(config):
+            warnings.warn(line, IgnoredSettingWarning, stacklevel=2)
     if resume is None:
         run_dir = Path(out) if out is not None else _fresh_run_dir(config.name)
         # All ranks take rank 0's choice of a fresh folder.

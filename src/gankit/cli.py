@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from gankit.errors import CheckpointFallbackWarning, GankitError
+from gankit.errors import GankitError, GankitWarning
 
 USAGE_EXAMPLES = """examples:
   gankit train                                  # the default preset (8x8 digits, no download)
@@ -131,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """gankit's own warnings as one line, like its errors; others as Python shows them."""
-    if issubclass(category, CheckpointFallbackWarning):
+    if issubclass(category, GankitWarning):
         print(f"gankit: warning: {message}", file=sys.stderr)
     else:
         text = warnings.formatwarning(message, category, filename, lineno, line)

@@ -313,6 +313,47 @@ def validate(config: RunConfig) -> RunConfig:
     return config
 
 
+def ignored_settings(config: RunConfig) -> list[str]:
+    """One line for each value set away from its default that this run never reads.
+
+    Warned about, not refused: a run started from a preset inherits its values (digits-mlp
+    trained as a VAE keeps its D's dropout), and refusing them would refuse the natural way to
+    switch games. Each entry was checked to leave the trained weights bit for bit as they were.
+    """
+    from gankit.data.toy import TOY_DATASETS  # here: the data modules import this one
+
+    model, objective = config.model, config.model.objective
+    reasons = {}
+    if objective == "vae":
+        for key in ("train.d_steps", "train.d_lr", "model.d_hidden", "model.d_activation",
+                    "model.d_dropout"):
+            reasons[key] = "model.objective=vae has no discriminator"
+    if objective == "gan" and model.arch in ("dcgan", "resnet"):
+        for key in ("model.g_hidden", "model.d_hidden", "model.g_activation",
+                    "model.d_activation", "model.g_output", "model.g_batchnorm",
+                    "model.d_dropout"):
+            reasons[key] = f"the MLP's setting; model.arch={model.arch} does not read it"
+    if model.arch == "mlp" and objective in ("gan", "vae", "acgan", "projection"):
+        reasons["model.width"] = "model.arch=mlp takes its widths from g_hidden and d_hidden"
+    if objective in ("gan", "vae"):
+        reasons["model.num_classes"] = f"model.objective={objective} takes no labels"
+    if model.latent != "uniform":
+        reasons["model.latent_range"] = "it bounds uniform noise (model.latent=uniform)"
+    if config.loss.r1_weight == 0:
+        reasons["loss.r1_every"] = "loss.r1_weight is 0"
+    if config.data.name in TOY_DATASETS:
+        reasons["data.split"] = f"{config.data.name} points have no splits"
+    if objective != "semi-supervised":
+        reasons["data.labelled_per_class"] = "model.objective=semi-supervised only"
+    if config.train.optimizer == "adam":
+        reasons["train.momentum"] = "SGD's setting; Adam's are train.betas"
+    else:
+        reasons["train.betas"] = "Adam's setting; SGD's is train.momentum"
+    defaults, values = flatten(RunConfig().to_dict()), flatten(config.to_dict())
+    return [f"{key}={values[key]} is ignored: {reason}" for key, reason in reasons.items()
+            if values[key] != defaults[key]]
+
+
 # The objectives that map an input image to an output image, and the data that gives them
 # (input, target) pairs.
 PAIRED_OBJECTIVES = ("paired-mse", "paired-gan")
