@@ -11,7 +11,7 @@ import yaml
 
 from gankit.config import (
     DEFAULT_PRESET,
-    MODEL_SECTIONS,
+    FIXED_ON_RESUME,
     RunConfig,
     diff_keys,
     flatten,
@@ -519,7 +519,7 @@ def test_diff_keys_reports_exactly_the_model_loss_data_changes():
         "train.steps=1", "train.g_lr=0.1", "log.every=3", "seed=9", "name=other",
         "train.optimizer=sgd",
     ]).to_dict()
-    assert MODEL_SECTIONS == ("model", "loss", "data", "train.optimizer")
+    assert FIXED_ON_RESUME == ("model", "loss", "data", "train.optimizer")
     assert diff_keys(saved, current) == ["data.name", "loss.name", "model.g_hidden",
                                          "train.optimizer"]
 

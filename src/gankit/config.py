@@ -187,7 +187,7 @@ class RunConfig:
 
 # Sections (and single keys) whose change makes a checkpoint unusable: resume refuses when
 # they differ. The optimizer's saved state is SGD's momentum or Adam's moments, not both.
-MODEL_SECTIONS = ("model", "loss", "data", "train.optimizer")
+FIXED_ON_RESUME = ("model", "loss", "data", "train.optimizer")
 
 _CHOICES = {
     "data.name": ("gaussian-1d", "mixture-1d", "ring", "grid", "digits", "mnist", "fashion-mnist",
@@ -578,16 +578,17 @@ def to_yaml(config: RunConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
-def diff_keys(saved: dict[str, Any], current: dict[str, Any], sections=MODEL_SECTIONS) -> list[str]:
+def diff_keys(saved: dict[str, Any], current: dict[str, Any], sections=FIXED_ON_RESUME
+              ) -> list[str]:
     """Dotted keys under `sections` (section names or dotted keys) whose values differ between
     two config dicts.
 
     A key one side lacks (a config saved before that setting existed) counts as its default.
     """
-    defaults = flatten(RunConfig().to_dict())
     def chosen(key: str) -> bool:
         return key in sections or key.split(".")[0] in sections
 
+    defaults = flatten(RunConfig().to_dict())
     old = {k: v for k, v in flatten(saved).items() if chosen(k)}
     new = {k: v for k, v in flatten(current).items() if chosen(k)}
     return sorted(k for k in old.keys() | new.keys()
