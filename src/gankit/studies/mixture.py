@@ -275,7 +275,8 @@ def gan_config(steps: int = GAN_STEPS, g_lr: float = GAN_SETTINGS["GAN"]["g_lr"]
                        "0.5 N(-4, 1) + 0.5 N(4, 1)",
         "data.name": "mixture-1d",
         "model.arch": "gaussian", "model.g_start": [mu, sigma],
-        "model.latent": "normal", "model.latent_dim": 1,
+        # Normal noise: the preset's U[-8, 8] bound (model.latent_range) goes back to its default.
+        "model.latent": "normal", "model.latent_dim": 1, "model.latent_range": 1.0,
         "model.d_hidden": GAN_D_HIDDEN, "model.d_activation": "leaky_relu",
         "train.steps": steps, "train.batch_size": GAN_BATCH, "train.optimizer": "adam",
         "train.g_lr": g_lr, "train.d_lr": d_lr, "train.betas": [0.5, 0.999],
