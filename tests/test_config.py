@@ -23,6 +23,7 @@ from gankit.config import (
     to_yaml,
     validate,
 )
+from gankit.data.root import resolve_data_root
 from gankit.errors import GankitError
 
 EXPECTED_PRESETS = {"toy-gaussian", "toy-ring", "toy-grid", "mnist-mlp", "digits-mlp",
@@ -583,6 +584,28 @@ def test_each_value_named_ignored_leaves_the_trained_weights_as_they_were(tmp_pa
         trainer = Trainer(config, tmp_path / name, build_dataset(config.data))
         trainer.fit()
         weights.append(trainer.objective.generator.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+@pytest.mark.skipif(not (resolve_data_root() / "MNIST" / "raw").is_dir(),
+                    reason="MNIST not found under the data root")
+def test_a_conditional_dcgan_ignores_the_mlp_widths_it_is_warned_about(tmp_path):
+    from conftest import tiny_config
+    from gankit.data import build_dataset
+    from gankit.train.loop import Trainer
+
+    settings = {"model.width": 4, "model.g_width": 4, "model.d_fc_width": 8, "train.steps": 2,
+                "train.batch_size": 8, "train.precision": "fp32"}
+    weights = []
+    for name, hidden in (("plain", [16]), ("changed", [40, 40])):
+        config = tiny_config("mnist-cgan", **settings, **{"model.g_hidden": hidden,
+                                                          "model.d_hidden": hidden})
+        assert any(line.startswith("model.g_hidden=") for line in ignored_settings(config))
+        trainer = Trainer(config, tmp_path / name, build_dataset(config.data))
+        trainer.fit()
+        players = trainer.objective.players()
+        weights.append({f"{player}.{key}": value for player, net in players.items()
+                        for key, value in net.state_dict().items()})
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 

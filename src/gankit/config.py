@@ -328,7 +328,7 @@ def ignored_settings(config: RunConfig) -> list[str]:
         for key in ("train.d_steps", "train.d_lr", "model.d_hidden", "model.d_activation",
                     "model.d_dropout"):
             reasons[key] = "model.objective=vae has no discriminator"
-    if objective == "gan" and model.arch in ("dcgan", "resnet"):
+    if objective in ("gan", "acgan", "projection") and model.arch in ("dcgan", "resnet"):
         for key in ("model.g_hidden", "model.d_hidden", "model.g_activation",
                     "model.d_activation", "model.g_output", "model.g_batchnorm",
                     "model.d_dropout"):
