@@ -318,7 +318,8 @@ def ignored_settings(config: RunConfig) -> list[str]:
 
     Warned about, not refused: a run started from a preset inherits its values (digits-mlp
     trained as a VAE keeps its D's dropout), and refusing them would refuse the natural way to
-    switch games. Each entry was checked to leave the trained weights bit for bit as they were.
+    switch games. Each entry was checked to leave the trained weights bit for bit as they were
+    (tests/test_config.py; the ResNet's by its builders, which read only width and latent_dim).
     """
     from gankit.data.toy import TOY_DATASETS  # here: the data modules import this one
 
