@@ -84,6 +84,9 @@ def test_bad_requests_are_one_line(tmp_path):
     points = ring().sample(100, torch.Generator().manual_seed(0))
     with pytest.raises(GankitError, match="unknown metric 'fdi'"):
         evaluate(points, metrics=["fdi"], toy_distribution=ring())
+    # The general minimum names no metric ("for modes" read as if modes needed it).
+    with pytest.raises(GankitError, match="^n=1 must be at least 2$"):
+        evaluate(points, metrics=["modes"], n=1, toy_distribution=ring())
     with pytest.raises(GankitError, match="n=200 is larger than the source tensor"):
         evaluate(points, metrics=["modes"], n=200, toy_distribution=ring())
     with pytest.raises(GankitError, match="need images"):

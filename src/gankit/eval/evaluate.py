@@ -118,7 +118,8 @@ def check_request(metrics: Sequence[str], n: int,
         raise GankitError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
     least = max([2, *(MIN_N.get(m, 2) for m in metrics)])
     if n < least:
-        needing = [m for m in metrics if MIN_N.get(m, 2) == least]
+        # Name the metrics only where they, not the general minimum of 2, set the bound.
+        needing = [m for m in metrics if m in MIN_N and MIN_N[m] == least]
         raise GankitError(f"n={n} must be at least {least}"
                           + (f" for {', '.join(needing)}" if needing else ""))
     if sample_shape is not None:
