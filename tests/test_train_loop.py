@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -114,6 +115,25 @@ def test_how_often_a_run_draws_pictures_does_not_change_what_it_trains(tmp_path,
         other = often.objective.players()[name].state_dict()
         for key, value in net.state_dict().items():
             assert torch.equal(value, other[key]), f"{name}.{key}"
+
+
+@pytest.mark.parametrize("preset", ["toy-gaussian", "toy-ring"])
+def test_the_toy_pictures_draw_d_without_its_dropout(tmp_path, preset):
+    trainer = make_trainer(tmp_path, preset=preset, **{"model.d_dropout": 0.5})
+    discriminator = trainer.objective.discriminator
+    points = np.linspace(-3, 8, 50, dtype=np.float32)[:, None].repeat(
+        trainer.data.shape[0], axis=1)
+    drawn = trainer.pictures._discriminator_probability(points)
+    # Before, each call was one draw of the dropout masks: two curves of the same D differed.
+    assert np.array_equal(drawn, trainer.pictures._discriminator_probability(points))
+    with torch.no_grad():
+        expected = torch.sigmoid(discriminator.eval()(torch.from_numpy(points))).numpy()
+    discriminator.train()
+    np.testing.assert_allclose(drawn, expected, rtol=1e-6)
+    assert discriminator.training  # handed back in training mode
+    with torch.no_grad():
+        masked = torch.sigmoid(discriminator(torch.from_numpy(points))).numpy()
+    assert not np.allclose(masked, expected)  # dropout does change D: the test can fail
 
 
 def test_metrics_log_losses_and_discriminator_outputs(tmp_path):

@@ -70,11 +70,19 @@ class RunPictures:
                                               self.run_dir / "real.png")
         return figures
 
+    @torch.no_grad()
     def _discriminator_probability(self, points: np.ndarray) -> np.ndarray:
+        """D(x) at each point, with D in eval mode: the curve shows the function D computes,
+        not one draw of its dropout masks (which made a D with dropout look jagged)."""
         points = torch.as_tensor(points, dtype=torch.float32, device=self.objective.device)
         discriminator = self.objective.discriminator
-        # A packed D judges packs, not points: draw its verdict on packs of one repeated point.
-        logits = getattr(discriminator, "pointwise", discriminator)(points)
+        was_training = discriminator.training
+        discriminator.eval()
+        try:
+            # A packed D judges packs, not points: its verdict on packs of one repeated point.
+            logits = getattr(discriminator, "pointwise", discriminator)(points)
+        finally:
+            discriminator.train(was_training)
         return torch.sigmoid(logits).float().cpu().numpy()
 
     def _frame_1d(self, path: Path, fake: np.ndarray, step: int) -> Path:
