@@ -94,10 +94,15 @@ def test_bad_folders_and_mixed_datasets_are_one_line_naming_the_folder(digits_ru
 
 
 @pytest.mark.skipif(not HAS_MNIST, reason="MNIST not found under the data root")
-def test_mnist_runs_are_measured_with_the_mnist_extractor(tmp_path):
+def test_mnist_runs_are_measured_with_the_mnist_extractor(tmp_path, monkeypatch):
     vae = tiny_run(tmp_path / "vae", "mnist-mlp", **VAE)
     gan = tiny_run(tmp_path / "gan", "mnist-mlp")
+    loaded = []
+    real_load = gankit.api.load
+    monkeypatch.setattr(gankit.api, "load", lambda path, **kw: loaded.append(path)
+                        or real_load(path, **kw))
     out = compare([vae, gan], tmp_path / "cmp", n=200, cache_dir=tmp_path / "cache")
+    assert loaded == [vae, gan]  # each run once: the metrics measure the model drawn
     results = json.loads((out / "results.json").read_text())
     assert results["reference"] == "mnist:test" and results["features"] == "mnist"
     keys = ["fid/mnist-cnn/n200", "precision/mnist-cnn/n200", "recall/mnist-cnn/n200"]

@@ -48,6 +48,8 @@ def test_run_folder_source_uses_its_own_data_distribution(tmp_path):
     results = evaluate(run, metrics=["modes"], n=300)
     assert set(results) == {"modes/n300", "high_quality/n300", "reverse_kl/n300"}
     assert 0 <= results["modes/n300"] <= 8
+    # The model gankit.load makes of the run is the same source, loaded once by the caller.
+    assert evaluate(gankit.load(run), metrics=["modes"], n=300) == results
 
 
 def test_classifier_score_hand_computed_cases():

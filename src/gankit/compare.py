@@ -90,7 +90,7 @@ def compare(runs: Sequence[str | Path], out: str | Path, n: int = 10000,
     for run, model in zip(runs, models, strict=True):
         results = {}
         if features is not None or metrics == ("multimodal",):  # paired runs: no extractor
-            results = evaluate(Path(run), reference, metrics, features=features, n=n, seed=seed,
+            results = evaluate(model, reference, metrics, features=features, n=n, seed=seed,
                                data_root=data_root, cache_dir=cache_dir)
         rows.append({"run": str(run), "name": model.config.name,
                      "objective": model.config.model.objective, "step": model.step,

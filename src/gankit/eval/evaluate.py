@@ -50,9 +50,9 @@ def evaluate(source: Any, reference: Any = None, metrics: Sequence[str] = ("fid"
     """Measure samples against a reference.
 
     Args:
-        source: a run folder, a folder of images, a tensor (or numpy array) of images in
-            [-1, 1] or uint8 [0, 255] (N x C x H x W) or points (N x d), or a callable
-            `z -> images` (then give `latent_dim`).
+        source: a run folder or the model `gankit.load` made of one, a folder of images, a
+            tensor (or numpy array) of images in [-1, 1] or uint8 [0, 255] (N x C x H x W) or
+            points (N x d), or a callable `z -> images` (then give `latent_dim`).
         reference: a dataset name with its split ("mnist:test", "fashion-mnist:train"), a folder
             of images, a tensor, or a `.npz` of cached FID statistics (mu, sigma). Toy runs need
             none: their data distribution is known.
@@ -175,12 +175,10 @@ def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, devi
                 latent = torch.randn(min(1000, n - start), latent_dim, generator=rng)
                 chunks.append(source(latent.to(device)).float().cpu())
         return torch.cat(chunks), None, None, None
-    path = Path(source)
-    if (path / "checkpoints").is_dir() or (path / "state.pt").is_file():
-        from gankit.api import load  # a run folder: rebuild its generator
+    model = _trained_model(source, device, data_root)
+    if model is not None:
         from gankit.data.toy import TOY_DATASETS
 
-        model = load(path, device=device, data_root=data_root)
         # A conditional model is asked for every label equally often (0, 1, ..., K-1, 0, ...).
         labels = torch.arange(n) % model.num_classes if model.num_classes else None
         samples = model.sample(n, seed=seed, labels=labels)
@@ -190,10 +188,26 @@ def _source_samples(source: Any, n: int, seed: int, latent_dim: int | None, devi
         name = model.config.data.name
         distribution = TOY_DATASETS[name]() if name in TOY_DATASETS else None
         return samples, distribution, labels, divergences.known_density(model.generator)
+    path = Path(source)
     if path.is_dir():
         return read_image_folder(path, n), None, None, None
     raise GankitError(f"source {source!r} is not a run folder, an image folder, a tensor or a "
                       "callable")
+
+
+def _trained_model(source: Any, device: str, data_root):
+    """The model a source names: a `gankit.load` model as it is, a run folder's rebuilt (its
+    checkpoint loaded), or None for a source that is not a model."""
+    from gankit.api import TrainedGAN, load
+
+    if isinstance(source, TrainedGAN):
+        return source
+    if not isinstance(source, (str, Path)):
+        return None
+    path = Path(source)
+    if (path / "checkpoints").is_dir() or (path / "state.pt").is_file():
+        return load(path, device=device, data_root=data_root)
+    return None
 
 
 def _first(samples: torch.Tensor, n: int, what: str) -> torch.Tensor:
@@ -346,17 +360,18 @@ def parzen_metrics(samples: torch.Tensor, reference: Any, n: int, seed: int,
 def _paired_metrics(source, n, seed, data_root, device) -> dict[str, float]:
     """The multimodal summary of a paired run folder on the first n inputs of its task's test
     split."""
-    from gankit.api import load
     from gankit.config import PAIRED_OBJECTIVES, DataConfig
     from gankit.data import build_dataset
     from gankit.eval.multimodal import DRAWS, model_summary
 
-    if not isinstance(source, (str, Path)) or not Path(source).is_dir():
-        raise GankitError("multimodal needs a paired run folder as the source")
-    model = load(source, device=device, data_root=data_root)
+    model = _trained_model(source, device, data_root)
+    if model is None:
+        raise GankitError("multimodal needs a paired run folder (or its gankit.load model) as "
+                          "the source")
     objective = model.config.model.objective
     if objective not in PAIRED_OBJECTIVES:
-        raise GankitError(f"{source}: multimodal needs a paired run (model.objective="
+        origin = source if isinstance(source, (str, Path)) else model.checkpoint
+        raise GankitError(f"{origin}: multimodal needs a paired run (model.objective="
                           f"{' or '.join(PAIRED_OBJECTIVES)}), not {objective!r}")
     # Always the run's own task, held out: no other data has its pairs (a reference serves
     # the sample metrics asked for beside it).
