@@ -587,6 +587,95 @@ def test_each_value_named_ignored_leaves_the_trained_weights_as_they_were(tmp_pa
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+def test_no_study_run_sets_a_value_it_never_reads():
+    from gankit.studies import mixture, multimodal
+
+    configs = {"mixture-gan": mixture.gan_config(),
+               **{objective: multimodal.model_config(objective, objective, 1)
+                  for objective in ("paired-mse", "paired-gan")}}
+    assert {name: ignored_settings(config) for name, config in configs.items()} == {
+        name: [] for name in configs}
+
+
+# Tiny players of the games outside the MLP/DCGAN/ResNet GANs, all on 8x8 digits (the paired
+# games' pairs are those digits moved 2 px; the Gaussian G needs latent_dim = 8 x 8).
+PAIRED_GAN = {"data.name": "shifted-mnist", "model.objective": "paired-gan",
+              "model.arch": "paired", "model.latent_dim": 4, "model.width": 4,
+              "model.d_fc_width": 8, "train.batch_size": 8}
+PAIRED_MSE = {**PAIRED_GAN, "model.objective": "paired-mse", "model.d_fc_width": 0}
+SEMI_SUPERVISED = {"model.objective": "semi-supervised", "model.d_hidden": [32, 16],
+                   "train.batch_size": 20}
+GAUSSIAN = {"model.arch": "gaussian", "model.latent_dim": 64}
+
+
+def _trained_players(config, run_dir) -> dict[str, torch.Tensor]:
+    """Every player's weights and buffers after `config`'s run, by player.key."""
+    from gankit.data import build_dataset
+    from gankit.data.shifted import ShiftedDigits
+    from gankit.train.loop import Trainer
+
+    if config.data.name == "shifted-mnist":
+        data = ShiftedDigits(build_dataset(dataclasses.replace(config.data, name="digits")),
+                             shift=2)
+    else:
+        data = build_dataset(config.data)
+    trainer = Trainer(config, run_dir, data)
+    trainer.fit()
+    return {f"{player}.{key}": value for player, net in trainer.objective.players().items()
+            for key, value in net.state_dict().items()}
+
+
+def _case(base: dict, key: str, value) -> pytest.param:
+    """A parameter set named by its game, e.g. "paired-gan/paired:model.g_hidden"."""
+    game = f"{base.get('model.objective', 'gan')}/{base.get('model.arch', 'mlp')}"
+    return pytest.param(base, key, value, id=f"{game}:{key}")
+
+
+@pytest.mark.parametrize("base, key, value", [_case(*case) for case in [
+    *((PAIRED_GAN, key, value) for key, value in (
+        ("model.g_hidden", [40]), ("model.d_hidden", [40]), ("model.g_activation", "tanh"),
+        ("model.d_activation", "tanh"), ("model.g_output", "identity"),
+        ("model.d_dropout", 0.5), ("model.num_classes", 3), ("model.latent", "uniform"),
+        ("train.share_fake", True), ("train.joint_d_batch", True))),
+    ({**PAIRED_GAN, "model.latent": "uniform"}, "model.latent_range", 3.0),
+    (PAIRED_MSE, "model.d_fc_width", 16),
+    (PAIRED_MSE, "train.d_steps", 2),
+    (PAIRED_MSE, "train.d_lr", 0.1),
+    ({**PAIRED_MSE, "model.g_width": 4}, "model.width", 8),
+    (PAIRED_MSE, "model.latent_range", 3.0),
+    *((SEMI_SUPERVISED, key, value) for key, value in (
+        ("model.arch", "resnet"), ("model.width", 8), ("model.g_activation", "tanh"),
+        ("model.d_activation", "tanh"), ("model.g_output", "identity"),
+        ("model.g_batchnorm", True), ("model.d_dropout", 0.5), ("train.share_fake", True),
+        ("train.joint_d_batch", True))),
+    ({**SEMI_SUPERVISED, "model.arch": "dcgan"}, "model.g_width", 8),
+    ({**SEMI_SUPERVISED, "model.arch": "dcgan"}, "model.d_fc_width", 8),
+    ({**SEMI_SUPERVISED, "model.arch": "dcgan"}, "model.d_spectral_norm", True),
+    ({**SEMI_SUPERVISED, "model.arch": "gaussian"}, "model.g_start", [1.0, 2.0]),
+    *((GAUSSIAN, key, value) for key, value in (
+        ("model.g_hidden", [40]), ("model.g_activation", "relu"),
+        ("model.g_output", "identity"), ("model.g_batchnorm", True), ("model.width", 8))),
+    # A conditional G reads [z, one_hot(y)]: 54 + 10 inputs for the 64 pixels.
+    ({**GAUSSIAN, "model.objective": "projection", "model.latent_dim": 54}, "model.g_hidden",
+     [40]),
+    ({"model.objective": "vae"}, "train.share_fake", True),
+    ({"model.objective": "vae"}, "train.joint_d_batch", True),
+]])
+def test_each_value_another_game_is_warned_to_ignore_leaves_its_players_as_they_were(
+        tmp_path, base, key, value):
+    from conftest import tiny_config
+
+    settings = {"model.d_dropout": 0.0, "train.steps": 3, **base}
+    plain = tiny_config("digits-mlp", **settings)
+    changed = tiny_config("digits-mlp", **{**settings, key: value})
+    named = set(ignored_settings(changed)) - set(ignored_settings(plain))
+    assert [line.split("=")[0] for line in named] == [key]
+    before = _trained_players(plain, tmp_path / "plain")
+    after = _trained_players(changed, tmp_path / "changed")
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
 @pytest.mark.skipif(not (resolve_data_root() / "MNIST" / "raw").is_dir(),
                     reason="MNIST not found under the data root")
 def test_a_conditional_dcgan_ignores_the_mlp_widths_it_is_warned_about(tmp_path):

@@ -319,27 +319,62 @@ def ignored_settings(config: RunConfig) -> list[str]:
     Warned about, not refused: a run started from a preset inherits its values (digits-mlp
     trained as a VAE keeps its D's dropout), and refusing them would refuse the natural way to
     switch games. Each entry was checked to leave the trained weights bit for bit as they were
-    (tests/test_config.py; the ResNet's by its builders, which read only width and latent_dim).
+    (tests/test_config.py, on tiny runs of 8x8 digits, which the paired games see moved 2 px; the
+    ResNet's by its builders, which read only width and latent_dim).
     """
     from gankit.data.toy import TOY_DATASETS  # here: the data modules import this one
 
     model, objective = config.model, config.model.objective
+    gans = ("gan", "acgan", "projection")
+    mlp_keys = ("model.g_hidden", "model.d_hidden", "model.g_activation", "model.d_activation",
+                "model.g_output", "model.g_batchnorm", "model.d_dropout")
     reasons = {}
     if objective == "vae":
         for key in ("train.d_steps", "train.d_lr", "model.d_hidden", "model.d_activation",
                     "model.d_dropout"):
             reasons[key] = "model.objective=vae has no discriminator"
-    if objective in ("gan", "acgan", "projection") and model.arch in ("dcgan", "resnet"):
-        for key in ("model.g_hidden", "model.d_hidden", "model.g_activation",
+    if objective in gans and model.arch in ("dcgan", "resnet"):
+        for key in mlp_keys:
+            reasons[key] = f"the MLP's setting; model.arch={model.arch} does not read it"
+    if model.arch == "paired":
+        for key in mlp_keys:
+            if key != "model.g_batchnorm":  # the paired G's decoder has batch norm on demand
+                reasons[key] = "the MLP's setting; model.arch=paired does not read it"
+    if objective == "paired-mse":
+        for key in ("train.d_steps", "train.d_lr", "model.d_fc_width"):
+            reasons[key] = "model.objective=paired-mse has no discriminator"
+        if model.g_width:
+            reasons["model.width"] = ("model.g_width sets G's width and model.objective="
+                                      "paired-mse has no discriminator")
+    if model.arch == "gaussian" and objective in gans:
+        for key in ("model.g_hidden", "model.g_activation", "model.g_output",
+                    "model.g_batchnorm"):
+            reasons[key] = "the MLP G's setting; model.arch=gaussian's G is mu + sigma z"
+        reasons["model.width"] = "model.arch=gaussian's D takes its widths from d_hidden"
+    if objective == "semi-supervised":
+        # Salimans et al.'s players whatever model.arch says: only the hidden widths, the
+        # class count and the noise settings reach them.
+        for key in ("model.arch", "model.width", "model.g_width", "model.d_fc_width",
+                    "model.d_spectral_norm", "model.g_start", "model.g_activation",
                     "model.d_activation", "model.g_output", "model.g_batchnorm",
                     "model.d_dropout"):
-            reasons[key] = f"the MLP's setting; model.arch={model.arch} does not read it"
+            reasons[key] = ("model.objective=semi-supervised builds its own players from "
+                            "g_hidden and d_hidden")
     if model.arch == "mlp" and objective in ("gan", "vae", "acgan", "projection"):
         reasons["model.width"] = "model.arch=mlp takes its widths from g_hidden and d_hidden"
-    if objective in ("gan", "vae"):
+    if objective in ("gan", "vae", *PAIRED_OBJECTIVES):
         reasons["model.num_classes"] = f"model.objective={objective} takes no labels"
-    if model.latent != "uniform":
+    if objective in PAIRED_OBJECTIVES:
+        # PairedObjective draws its noise from N(0, I) whatever model.latent says.
+        for key in ("model.latent", "model.latent_range"):
+            reasons[key] = f"model.objective={objective} feeds G normal noise"
+    elif model.latent != "uniform":
         reasons["model.latent_range"] = "it bounds uniform noise (model.latent=uniform)"
+    if objective not in gans:
+        # Only the plain and conditional GANs' phases (GANObjective) take these levers.
+        for key in ("train.share_fake", "train.joint_d_batch"):
+            reasons[key] = (f"a lever of the gan, projection and acgan objectives; "
+                            f"model.objective={objective} does not read it")
     if config.loss.r1_weight == 0:
         reasons["loss.r1_every"] = "loss.r1_weight is 0"
     if config.data.name in TOY_DATASETS:

@@ -24,7 +24,7 @@ import torch
 from scipy.integrate import trapezoid
 from torch import distributions as D
 
-from gankit.config import RunConfig, load_config
+from gankit.config import ModelConfig, RunConfig, load_config
 from gankit.data import build_dataset
 from gankit.data.toy import MIXTURE_MEANS, MIXTURE_STD
 from gankit.errors import GankitError
@@ -278,6 +278,9 @@ def gan_config(steps: int = GAN_STEPS, g_lr: float = GAN_SETTINGS["GAN"]["g_lr"]
         # Normal noise: the preset's U[-8, 8] bound (model.latent_range) goes back to its default.
         "model.latent": "normal", "model.latent_dim": 1, "model.latent_range": 1.0,
         "model.d_hidden": GAN_D_HIDDEN, "model.d_activation": "leaky_relu",
+        # G is mu + sigma z: the preset's MLP G settings go back to their defaults.
+        "model.g_hidden": ModelConfig().g_hidden, "model.g_activation": ModelConfig().g_activation,
+        "model.g_output": ModelConfig().g_output,
         "train.steps": steps, "train.batch_size": GAN_BATCH, "train.optimizer": "adam",
         "train.g_lr": g_lr, "train.d_lr": d_lr, "train.betas": [0.5, 0.999],
         "train.threads": 1,

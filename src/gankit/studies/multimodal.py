@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit.config import RunConfig, load_config
+from gankit.config import ModelConfig, RunConfig, load_config
 from gankit.data import resolve_data_root
 from gankit.data.images import load_idx_dataset
 from gankit.data.shifted import SHIFT, ShiftedDigits
@@ -103,18 +103,23 @@ def model_config(objective: str, name: str, steps: int, seed: int = SEED,
             "a conditional GAN whose D judges (input, output) pairs"
             + (f", plus mode seeking x {mode_seeking_weight:g}" if mode_seeking_weight else "")
             + (f", plus L1 x {reconstruction_weight:g}" if reconstruction_weight else ""))
+    # The regressor has no D, and the paired games take none of the DCGAN preset's GAN-only
+    # speed levers: those settings go back to their defaults.
+    regressor = objective == "paired-mse"
     return load_config("mnist-dcgan", {
         "name": name, "seed": seed,
         "description": f"An MNIST digit to the same digit moved {SHIFT} px left or right: {game}",
         "data.name": "shifted-mnist",
         "model.objective": objective, "model.arch": "paired", "model.latent_dim": NOISE_DIM,
-        "model.g_width": G_WIDTH, "model.width": D_WIDTH, "model.d_fc_width": D_HIDDEN,
+        "model.g_width": G_WIDTH, "model.width": ModelConfig().width if regressor else D_WIDTH,
+        "model.d_fc_width": ModelConfig().d_fc_width if regressor else D_HIDDEN,
         "model.g_batchnorm": True,
         "loss.reconstruction_weight": reconstruction_weight,
         "loss.mode_seeking_weight": mode_seeking_weight,
         "train.steps": steps, "train.batch_size": BATCH, "train.optimizer": "adam",
         "train.g_lr": LEARNING_RATE, "train.d_lr": LEARNING_RATE, "train.betas": [0.5, 0.999],
-        "train.ema": 0.0, "train.threads": 1,
+        "train.ema": 0.0, "train.threads": 1, "train.share_fake": False,
+        "train.joint_d_batch": False,
         "log.every": 50, "log.sample_every": max(steps // 5, 1), "log.checkpoint_every": steps,
         "log.keep_checkpoints": 1, "log.n_samples": 32, "log.tensorboard": False})
 
