@@ -304,3 +304,20 @@ def test_flatten_keeping_format_flattens_like_nn_flatten_and_keeps_channels_last
     assert torch.equal(maps.grad, weights.view(3, 4, 5, 6))
     flat = randn(3, 4, 5, 6)  # contiguous maps: nn.Flatten's own path
     assert torch.equal(FlattenKeepingFormat()(flat), flat.flatten(1))
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_a_spectrally_normed_layer_takes_one_power_iteration_a_forward_as_torchs(transposed):
+    # The product path read the parametrized weight twice (once to cast, once for the output's
+    # memory format): two power-iteration steps a forward, and outputs apart from the second.
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    ours, theirs = pair(transposed, bias=True)
+    ours, theirs = spectral_norm(ours), spectral_norm(theirs)
+    theirs.load_state_dict(ours.state_dict())  # the same u and v to start from
+    x = randn(4, 96, 8, 8, seed=1)
+    for _ in range(3):
+        torch.testing.assert_close(ours(x), theirs(x))
+    for name in ("_u", "_v"):
+        assert torch.equal(getattr(ours.parametrizations.weight[0], name),
+                           getattr(theirs.parametrizations.weight[0], name)), name

@@ -79,13 +79,14 @@ class LatentProjection(nn.ConvTranspose2d):
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         n, latent = len(latent), latent.reshape(len(latent), -1)
-        if self.weight.is_contiguous(memory_format=torch.channels_last):  # train.channels_last
+        weight = self.weight  # read once, as a parametrized (spectrally normed) weight must be
+        if weight.is_contiguous(memory_format=torch.channels_last):  # train.channels_last
             # Columns ordered (kh, kw, out): a free view of this weight, and the product is
             # then a channels_last map, with no copy of either.
-            weight = self.weight.permute(0, 2, 3, 1).reshape(self.in_channels, -1)
-            out = (latent @ weight).view(n, *self.kernel_size, self.out_channels)
+            columns = weight.permute(0, 2, 3, 1).reshape(self.in_channels, -1)
+            out = (latent @ columns).view(n, *self.kernel_size, self.out_channels)
             return out.permute(0, 3, 1, 2)
-        out = latent @ self.weight.reshape(self.in_channels, -1)
+        out = latent @ weight.reshape(self.in_channels, -1)
         return out.view(n, self.out_channels, *self.kernel_size)
 
 

@@ -362,8 +362,9 @@ class StridedConv2d(nn.Conv2d):
                             self.in_channels, transposed=False)
         if plan is None:
             return super().forward(x)
-        x, weight, bias = _autocast_inputs(x, self.weight, self.bias)
-        return _finish(_ConvProduct.apply(x, weight, bias, plan), self.weight)
+        weight = self.weight  # read once: a spectrally normed weight iterates at each read
+        x, cast, bias = _autocast_inputs(x, weight, self.bias)
+        return _finish(_ConvProduct.apply(x, cast, bias, plan), weight)
 
 
 class StridedConvTranspose2d(nn.ConvTranspose2d):
@@ -380,5 +381,6 @@ class StridedConvTranspose2d(nn.ConvTranspose2d):
             plan = plan_for(x, x.shape[2:], self.in_channels, self.out_channels, transposed=True)
         if plan is None:
             return super().forward(x, output_size)
-        x, weight, bias = _autocast_inputs(x, self.weight, self.bias)
-        return _finish(_ConvTransposeProduct.apply(x, weight, bias, plan), self.weight)
+        weight = self.weight  # read once: a spectrally normed weight iterates at each read
+        x, cast, bias = _autocast_inputs(x, weight, self.bias)
+        return _finish(_ConvTransposeProduct.apply(x, cast, bias, plan), weight)
