@@ -203,9 +203,10 @@ def test_sum_pooling_sums_over_positions():
 
 def test_conditional_discriminators_wrap_the_resnet_d():
     images, labels = signed_images(4, 1), torch.tensor([0, 3, 9, 3])
-    projection = ProjectionDiscriminator(ResNetDiscriminator((1, 32, 32), WIDTH), 10,
-                                         spectral_norm=True)
+    projection = ProjectionDiscriminator(ResNetDiscriminator((1, 32, 32), WIDTH), 10)
     assert projection.embed.weight.shape == (10, WIDTH)  # phi(x) is the pooled vector
+    # The ResNet D is spectrally normed throughout, so its projection's embedding is too (the
+    # config could not ask for it: model.d_spectral_norm is DCGAN's switch).
     assert parametrize.is_parametrized(projection.embed, "weight")
     assert projection(images, labels).shape == (4,)
     acgan = AuxiliaryClassifierDiscriminator(ResNetDiscriminator((1, 32, 32), WIDTH), 10)

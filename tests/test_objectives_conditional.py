@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import parametrize
 
 import gankit
 from conftest import tiny_config
@@ -35,8 +36,9 @@ def test_projection_logit_is_head_plus_inner_product_with_the_label_embedding():
 def test_projection_on_dcgan_projects_the_flattened_last_feature_map():
     torch.manual_seed(0)
     base = DCGANDiscriminator((1, 28, 28), width=8, spectral_norm=True)
-    discriminator = ProjectionDiscriminator(base, num_classes=10, spectral_norm=True)
+    discriminator = ProjectionDiscriminator(base, num_classes=10)
     assert discriminator.embed.weight.shape == (10, 16 * 7 * 7)
+    assert parametrize.is_parametrized(discriminator.embed, "weight")  # as the body's layers
     logits = discriminator(torch.randn(5, 1, 28, 28), torch.arange(5))
     assert logits.shape == (5,) and torch.isfinite(logits).all()
 

@@ -35,19 +35,21 @@ def _feature_size(head: nn.Module) -> int:
 class ProjectionDiscriminator(nn.Module):
     """D(x, y) = psi(phi(x)) + <embed(y), phi(x)> (images or points, labels) -> logits (N,).
 
+    The embedding is spectrally normalised when D's logit layer is (SNGAN's projection D normalises
+    both), so that a spectrally normed D has no unbounded term.
+
     Args:
         discriminator: an unconditional D whose `.net` ends in its logit layer.
         num_classes: K, the number of labels.
-        spectral_norm: also normalise the embedding (as SNGAN's projection D does).
     """
 
-    def __init__(self, discriminator: nn.Module, num_classes: int, spectral_norm: bool = False):
+    def __init__(self, discriminator: nn.Module, num_classes: int):
         super().__init__()
         self.body, self.head = split_head(discriminator)
         self.embed = nn.Embedding(num_classes, _feature_size(self.head))
         # Start the projection small: at init D behaves like its unconditional self.
         nn.init.normal_(self.embed.weight, std=0.02)
-        if spectral_norm:
+        if parametrize.is_parametrized(self.head):
             apply_spectral_norm(self.embed)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ Discriminator (spectral norm on every conv and linear, no batch norm anywhere):
 
 The discriminator's layers sit in `self.net` and end in its Linear, so that
 `gankit.nets.conditional.split_head` finds the pooled feature vector (body) and the logit layer
-(head): `ProjectionDiscriminator(ResNetDiscriminator(...), K, spectral_norm=True)` is SNGAN's
+(head): `ProjectionDiscriminator(ResNetDiscriminator(...), K)` is SNGAN's
 conditional D. Batch norm always takes its defaults (eps=1e-5, momentum=0.1). A Conv3x3 followed
 by a 2x2 avgpool is computed as one 4x4 stride-2 conv (`PooledConv2d`), the same function.
 """

@@ -45,7 +45,7 @@ def _conditional(config: RunConfig, sample_shape: tuple[int, ...],
                                 sample_shape)
     body = build_discriminator(model, sample_shape)
     if model.objective == "projection":
-        discriminator = ProjectionDiscriminator(body, classes, model.d_spectral_norm)
+        discriminator = ProjectionDiscriminator(body, classes)
     else:
         discriminator = AuxiliaryClassifierDiscriminator(body, classes)
     return ConditionalGANObjective(
