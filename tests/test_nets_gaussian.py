@@ -86,6 +86,8 @@ def test_config_builds_a_gaussian_g_and_an_mlp_d():
     ({"model.g_start": [0.0, 2.0]}, "model.g_start applies to model.arch=gaussian only"),
     ({"model.arch": "gaussian", "model.g_start": [0.0, -1.0]}, "sigma > 0"),
     ({"model.arch": "gaussian", "model.g_start": [0.0]}, "two numbers"),
+    # toy-gaussian's U[-8, 8] noise: G's samples would be uniform, not the density it states.
+    ({"model.arch": "gaussian"}, "model.arch=gaussian needs model.latent=normal, not 'uniform'"),
 ])
 def test_config_refuses_bad_starts(overrides, message):
     with pytest.raises(GankitError, match=message):
@@ -93,7 +95,8 @@ def test_config_refuses_bad_starts(overrides, message):
 
 
 def test_wrong_latent_dim_is_a_one_line_error_naming_the_arch():
-    config = load_config("toy-gaussian", {"model.arch": "gaussian", "model.latent_dim": 3})
+    config = load_config("toy-gaussian", {"model.arch": "gaussian", "model.latent": "normal",
+                                          "model.latent_dim": 3})
     with pytest.raises(GankitError, match="model.arch='gaussian'.*latent_dim=1, not 3"):
         build_objective(config, (1,))
 

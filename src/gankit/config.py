@@ -273,6 +273,11 @@ def validate(config: RunConfig) -> RunConfig:
         if len(config.model.g_start) != 2 or not config.model.g_start[1] > 0:
             raise GankitError(f"model.g_start={config.model.g_start!r} must be two numbers, "
                               f"mu and sigma > 0")
+    if config.model.arch == "gaussian" and config.model.latent != "normal":
+        # mu + sigma z is N(mu, sigma^2) only for normal z: with uniform z its samples are
+        # uniform, and the density it states (exact divergences, the 1D picture) would be wrong.
+        raise GankitError(f"model.arch=gaussian needs model.latent=normal, not "
+                          f"{config.model.latent!r}: its G is mu + sigma z with z ~ N(0, 1)")
     folder_keys = {"path": "", "size": 0, "channels": 0}
     for key, default in folder_keys.items():
         if config.data.name != "folder" and getattr(config.data, key) != default:
