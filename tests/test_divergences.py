@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
+from gankit.data.toy import gaussian_1d
 from gankit.eval.divergences import (
     density_on_grid,
     gan_value,
@@ -16,6 +17,7 @@ from gankit.eval.divergences import (
     kde_density,
     kl_divergence,
     optimal_discriminator,
+    toy_divergences,
 )
 
 GRID = np.linspace(-5.0, 15.0, 20001)
@@ -184,3 +186,19 @@ def test_density_on_grid_rejects_batched_distributions():
     batched = torch.distributions.Normal(torch.zeros(2), torch.ones(2))
     with pytest.raises(ValueError, match=r"batch shape \(2,\)"):
         density_on_grid(batched, GRID)
+
+
+@pytest.mark.parametrize("scale", [4.0, 10.0])
+def test_toy_divergences_count_a_wide_generators_mass_beyond_the_data(scale):
+    # Data N(5, 1), G N(5, scale^2): KL(G || data) = -log(scale) + (scale^2 - 1) / 2 and
+    # KL(data || G) = log(scale) + (1 / scale^2 - 1) / 2. The grid was the data's 5 +- 10 only:
+    # 5.38 for 6.11 and 8.27 for 47.20.
+    data = gaussian_1d()
+    generator = normal(5.0, scale)
+    samples = np.random.default_rng(0).normal(5.0, scale, 20000)
+    exact = toy_divergences(samples, data, lambda points: generator.log_prob(points[:, 0]).exp())
+    assert exact["kl_g_data"] == pytest.approx(-math.log(scale) + (scale**2 - 1) / 2, rel=1e-4)
+    assert exact["kl_data_g"] == pytest.approx(math.log(scale) + (1 / scale**2 - 1) / 2,
+                                               rel=1e-4)
+    estimated = toy_divergences(samples, data)  # p_g a KDE of the same samples
+    assert estimated["kl_g_data"] == pytest.approx(exact["kl_g_data"], rel=0.05)

@@ -18,6 +18,8 @@ from scipy.stats import gaussian_kde
 _DENSITY_FLOOR = np.finfo(np.float64).tiny
 # Keeps log D and log(1 - D) finite in gan_value.
 _PROBABILITY_CLIP = 1e-12
+# Points of each of toy_divergences' integration grids.
+GRID_POINTS = 4001
 
 
 def _as_float64(values) -> np.ndarray:
@@ -39,28 +41,30 @@ def optimal_discriminator(p_data: np.ndarray, p_g: np.ndarray) -> np.ndarray:
     return np.divide(p_data, total, out=np.full_like(total, 0.5), where=total > 0)
 
 
-def kl_divergence(p: np.ndarray, q: np.ndarray, grid: np.ndarray) -> float:
+def kl_divergence(p: np.ndarray, q: np.ndarray, grid: np.ndarray,
+                  log_q: np.ndarray | None = None) -> float:
     """Kullback-Leibler divergence KL(p || q) = integral of p log(p / q), in nats.
 
     Points where p = 0 contribute 0 (0 log 0 = 0). Where p > 0 but q = 0 the divergence is
     infinite; q is floored there at the smallest positive float64 (~2e-308), so the result
-    stays finite but large.
+    stays finite but large. Given `log_q`, no floor is needed: q's density far in its tail,
+    where it underflows, still counts at its true value.
 
     Args:
         p: density on the grid.
         q: density on the same grid.
         grid: increasing 1D grid of points.
+        log_q: log q on the grid, where known exactly.
 
     Returns:
         The trapezoid-rule integral.
     """
     p, q, grid = _as_float64(p), _as_float64(q), _as_float64(grid)
+    log_q = np.log(np.maximum(q, _DENSITY_FLOOR)) if log_q is None else _as_float64(log_q)
     support = p > 0
     integrand = np.zeros_like(p)
     # A difference of logs rather than log(p / q): p / floor would overflow for p > ~4.
-    integrand[support] = p[support] * (
-        np.log(p[support]) - np.log(np.maximum(q[support], _DENSITY_FLOOR))
-    )
+    integrand[support] = p[support] * (np.log(p[support]) - log_q[support])
     return float(trapezoid(integrand, grid))
 
 
@@ -181,20 +185,29 @@ def toy_divergences(samples: np.ndarray | None, distribution, density=None) -> d
 
     Returns:
         {"kl_data_g", "kl_g_data", "jsd"} in nats, integrated from 10 std below the lowest mode
-        to 10 std above the highest.
+        to 10 std above the highest, and, where samples are given, also over their range
+        widened by 10 of their std: p_g's mass outside the data's range counts in KL(p_g ‖
+        p_data) (a G of std 10 around the data's mean lost most of it).
 
     Raises:
         ValueError: all samples equal (a collapsed generator has no density), from kde_density.
     """
     means, std = distribution.means[:, 0], distribution.std
-    grid = np.linspace(float(means.min()) - 10 * std, float(means.max()) + 10 * std, 4001)
+    grid = np.linspace(float(means.min()) - 10 * std, float(means.max()) + 10 * std, GRID_POINTS)
+    if samples is not None:
+        values = _as_float64(samples).ravel()
+        spread = 10 * values.std()
+        # A second grid of its own, so that a wide G does not coarsen the data's.
+        grid = np.union1d(grid, np.linspace(values.min() - spread, values.max() + spread,
+                                            GRID_POINTS))
     points = torch.from_numpy(grid)[:, None]
-    p_data = distribution.density(points).numpy()
+    log_p_data = distribution.log_prob(points).numpy()
+    p_data = np.exp(log_p_data)
     if density is None:
         p_g = kde_density(samples, grid)
     else:
         with torch.no_grad():
             p_g = density(points).double().cpu().numpy()
     return {"kl_data_g": kl_divergence(p_data, p_g, grid),
-            "kl_g_data": kl_divergence(p_g, p_data, grid),
+            "kl_g_data": kl_divergence(p_g, p_data, grid, log_q=log_p_data),
             "jsd": js_divergence(p_data, p_g, grid)}
