@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 import yaml
+from torch import nn
 
 from gankit.config import (
     DEFAULT_PRESET,
@@ -25,6 +26,7 @@ from gankit.config import (
 )
 from gankit.data.root import resolve_data_root
 from gankit.errors import GankitError
+from gankit.objectives import build_objective
 
 EXPECTED_PRESETS = {"toy-gaussian", "toy-ring", "toy-grid", "mnist-mlp", "digits-mlp",
                     "mnist-dcgan", "fashion-dcgan", "mnist-cgan", "fashion-resnet",
@@ -356,6 +358,18 @@ def test_gan_switches_are_refused_for_games_with_fixed_losses(preset, override):
     key = override.split("=")[0]
     with pytest.raises(GankitError, match=f"{key} does not apply to model.objective="):
         load_config(preset, [override])
+
+
+@pytest.mark.parametrize("preset", ["mnist-dcgan", "mnist-cgan"])
+@pytest.mark.parametrize("penalty", ["loss.r1_weight=1", "loss.gp_weight=10"])
+def test_gradient_penalties_are_refused_on_a_batch_normed_discriminator(preset, penalty):
+    # Each sample's gradient came off the summed logits, which batch norm mixes across the batch.
+    key = penalty.split("=")[0]
+    with pytest.raises(GankitError, match=f"^{key} needs a discriminator without batch norm"):
+        load_config(preset, [penalty])
+    config = load_config(preset, [penalty, "model.d_spectral_norm=true"])  # no batch norm then
+    discriminator = build_objective(config, (1, 28, 28)).discriminator
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
 
 
 def test_list_overrides_need_no_brackets():

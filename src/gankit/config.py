@@ -302,6 +302,14 @@ def validate(config: RunConfig) -> RunConfig:
         if getattr(config.loss, key) != getattr(LossConfig, key):
             raise GankitError(f"loss.{key} does not apply to model.objective="
                               f"{config.model.objective}")
+    if config.model.arch == "dcgan" and not config.model.d_spectral_norm:
+        # The penalties read each sample's gradient off the gradient of the summed logits,
+        # which batch norm mixes across the batch (Gulrajani et al. drop it from the critic).
+        for key in ("gp_weight", "r1_weight"):
+            if getattr(config.loss, key):
+                raise GankitError(f"loss.{key} needs a discriminator without batch norm, and "
+                                  "model.arch=dcgan's has it; set model.d_spectral_norm=true, "
+                                  "which replaces it")
     if config.loss.pack > 1:
         if config.model.objective != "gan":
             raise GankitError(f"loss.pack={config.loss.pack} needs model.objective=gan, not "
