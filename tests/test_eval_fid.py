@@ -189,3 +189,14 @@ def test_bad_statistics_and_kid_settings_raise_value_error():
         kid_from_features(features, features, subsets=0)
     with pytest.raises(ValueError, match="subset_size must be >= 2.*got 1"):
         kid_from_features(features, features, subset_size=1)
+
+
+def test_fid_of_one_dimensional_features_is_the_two_normals_frechet_distance():
+    # np.cov of one feature is 0-d: fid_from_features raised "sigma of shape ()".
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.0, 1.0, (5000, 1)), rng.normal(3.0, 2.0, (5000, 1))
+    mu, sigma = feature_statistics(a)
+    assert mu.shape == (1,) and sigma.shape == (1, 1)
+    # For N(m1, s1^2) and N(m2, s2^2): (m1 - m2)^2 + (s1 - s2)^2, from the samples' moments.
+    expected = (a.mean() - b.mean()) ** 2 + (a.std(ddof=1) - b.std(ddof=1)) ** 2
+    assert fid_from_features(a, b) == pytest.approx(expected, rel=1e-9)

@@ -59,7 +59,8 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
         ValueError: ``features`` is not 2-D, has fewer than 2 rows, or is not finite.
     """
     features = _feature_matrix(features, "features")
-    return features.mean(axis=0), np.cov(features, rowvar=False)
+    # atleast_2d: np.cov of one feature is a 0-d array, not the (1, 1) matrix FID takes.
+    return features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False))
 
 
 def _gaussian_parameters(mu, sigma, name: str) -> tuple[np.ndarray, np.ndarray]:
