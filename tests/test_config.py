@@ -674,6 +674,7 @@ def _case(base: dict, key: str, value) -> pytest.param:
      [40]),
     ({"model.objective": "vae"}, "train.share_fake", True),
     ({"model.objective": "vae"}, "train.joint_d_batch", True),
+    ({"train.d_steps": 2}, "train.share_fake", True),
 ]])
 def test_each_value_another_game_is_warned_to_ignore_leaves_its_players_as_they_were(
         tmp_path, base, key, value):

@@ -388,6 +388,10 @@ def ignored_settings(config: RunConfig) -> list[str]:
         for key in ("train.share_fake", "train.joint_d_batch"):
             reasons[key] = (f"a lever of the gan, projection and acgan objectives; "
                             f"model.objective={objective} does not read it")
+    elif config.train.d_steps > 1:
+        # The loop keeps D's fake for G's phase only when there is one D phase to keep it from.
+        reasons["train.share_fake"] = (f"train.d_steps={config.train.d_steps} draws a new fake "
+                                       "for each D step; G's phase makes its own")
     if config.loss.r1_weight == 0:
         reasons["loss.r1_every"] = "loss.r1_weight is 0"
     if config.data.name in TOY_DATASETS:
