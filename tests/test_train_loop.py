@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -117,6 +119,19 @@ def test_how_often_a_run_draws_pictures_does_not_change_what_it_trains(tmp_path,
             assert torch.equal(value, other[key]), f"{name}.{key}"
 
 
+def test_the_final_picture_leaves_the_players_as_saved(tmp_path):
+    # The last picture (step 10, off the sample_every grid) ran G with batch norm in training
+    # mode after the final save: the G in memory then differed from the one on disk.
+    trainer = make_trainer(tmp_path, **{"model.g_batchnorm": True, "train.ema": 0.0,
+                                        "train.steps": 10, "log.sample_every": 4})
+    run = trainer.fit()
+    assert (run / "samples" / "step_00000010.png").is_file()
+    weights, _, _ = load_checkpoint(run)
+    in_memory = trainer.objective.generator.state_dict()
+    assert in_memory.keys() == weights["generator"].keys()
+    assert all(torch.equal(value, weights["generator"][key]) for key, value in in_memory.items())
+
+
 @pytest.mark.parametrize("preset", ["toy-gaussian", "toy-ring"])
 def test_the_toy_pictures_draw_d_without_its_dropout(tmp_path, preset):
     trainer = make_trainer(tmp_path, preset=preset, **{"model.d_dropout": 0.5})
@@ -156,21 +171,82 @@ def test_progress_bar_shows_losses_and_discriminator_outputs(tmp_path, capsys):
         assert label in shown
 
 
-def test_interrupt_saves_the_last_completed_step(tmp_path, monkeypatch):
+def interrupt_in_step(trainer, monkeypatch, step: int, times: int = 1) -> None:
+    """Send Ctrl-C (SIGINT) `times` times from inside G's phase of step `step` + 1, after D's
+    update of that step: the middle of an iteration."""
+    real_phase = trainer.objective.generator_phase
+
+    def phase_then_interrupt(*args, **kwargs):
+        if trainer.step == step:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+        return real_phase(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.objective, "generator_phase", phase_then_interrupt)
+
+
+def test_ctrl_c_finishes_the_step_in_progress_saves_it_and_resumes_exactly(tmp_path,
+                                                                          monkeypatch, capsys):
+    # The interrupt used to save in the middle of the step: D updated, G not, the random
+    # streams moved on, under the last whole step's number; the resume then left the run.
+    trainer = make_trainer(tmp_path, **{"train.steps": 12, "log.every": 4})
+    interrupt_in_step(trainer, monkeypatch, step=9)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert "saving step 10 when it is done" in capsys.readouterr().err
+    _, state, checkpoint = load_checkpoint(tmp_path / "run")
+    assert state["step"] == 10 and checkpoint.name == "step_00000010"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back
+    resumed = make_trainer(tmp_path, **{"train.steps": 12, "log.every": 4})
+    resumed.restore(tmp_path / "run")
+    resumed.fit()
+    straight = make_trainer(tmp_path, "straight", **{"train.steps": 12, "log.every": 4})
+    straight.fit()
+    for name, net in straight.objective.players().items():
+        other = resumed.objective.players()[name].state_dict()
+        assert all(torch.equal(value, other[key]) for key, value in net.state_dict().items())
+    # The window of the log at step 12 spans steps 9 to 12 across the resume, as straight's.
+    records = [read_records(tmp_path / name) for name in ("run", "straight")]
+    assert records[0] == records[1]
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     trainer = make_trainer(tmp_path, **{"train.steps": 50})
-    real_step = trainer.train_step
-
-    def step_then_interrupt(*args, **kwargs):
-        if trainer.step == 9:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "train_step", step_then_interrupt)
+    interrupt_in_step(trainer, monkeypatch, step=9, times=2)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     _, state, checkpoint = load_checkpoint(tmp_path / "run")
-    assert state["step"] == 9 and checkpoint.name == "step_00000009"
-    assert (tmp_path / "run" / "checkpoints" / "step_00000006").is_dir()
+    assert state["step"] == 6 and checkpoint.name == "step_00000006"  # nothing half-done saved
+
+
+def read_records(run) -> list[dict]:
+    """metrics.jsonl without its wall-clock times."""
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "time"} for line in lines]
+
+
+def test_a_resume_between_logs_logs_the_means_an_uninterrupted_run_does(tmp_path,
+                                                                         monkeypatch):
+    # A run killed at step 7 resumes from its checkpoint at step 5: its first log after the
+    # resume (step 8) averaged steps 6-8 only, not 5-8.
+    settings = {"train.steps": 12, "log.checkpoint_every": 5}
+    killed = make_trainer(tmp_path, "halves", **settings)
+    real_step = killed.train_step
+
+    def step_then_die(*args, **kwargs):
+        if killed.step == 7:
+            raise RuntimeError("killed")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(killed, "train_step", step_then_die)
+    with pytest.raises(RuntimeError, match="killed"):
+        killed.fit()
+    second = make_trainer(tmp_path, "halves", **settings)
+    second.restore(tmp_path / "halves")
+    assert second.step == 5
+    second.fit()
+    make_trainer(tmp_path, "straight", **settings).fit()
+    assert read_records(tmp_path / "halves") == read_records(tmp_path / "straight")
 
 
 @pytest.mark.parametrize("log_every, caught_at", [(4, 8), (1000, 9)])

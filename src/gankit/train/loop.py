@@ -11,6 +11,7 @@ the optimizers, the schedule, the logs, the pictures and the checkpoints of one 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,11 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumes
         self.saved_step: int | None = None  # the step of the newest checkpoint on disk
+        # The sums and counts of each logged number since the last log (a logged number is the
+        # mean over its window; g_grad_norm is measured on the logged step only). Checkpoints
+        # keep them, so a resume logs what an uninterrupted run would.
+        self.log_window: tuple[dict[str, Any], dict[str, int]] = ({}, {})
+        self.interrupted = False  # set by a Ctrl-C during fit: stop after the step in progress
         if config.log.eval_every > 0:
             self._check_evaluation(tuple(data.shape))
         # Only now: a config refused above leaves no empty run folder behind.
@@ -301,10 +307,6 @@ class Trainer:
 
             self.events = SummaryWriter(str(self.run_dir / "tensorboard"),
                                         purge_step=self.step + 1)
-        # Each logged number is the mean over the steps that reported it (g_grad_norm is
-        # measured on the logged step only).
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
         bar = tqdm(total=config.train.steps, initial=self.step, disable=not self.progress,
                    desc=config.name, dynamic_ncols=True, unit="it")
         started = time.perf_counter() - self.elapsed
@@ -312,41 +314,8 @@ class Trainer:
             with self._untouched():
                 self.pictures.snapshot(0)
         try:
-            while self.step < config.train.steps:
-                log_now = (self.step + 1) % log.every == 0 or self.step + 1 == config.train.steps
-                stats = self.train_step(want_grad_norm=log_now)
-                self.step += 1
-                for name, value in stats.items():
-                    sums[name] = sums.get(name, 0.0) + value.float()
-                    counts[name] = counts.get(name, 0) + 1
-                bar.update(1)
-                if log_now:
-                    self.elapsed = time.perf_counter() - started
-                    means = distributed.mean_over_ranks(
-                        {k: float(v) / counts[k] for k, v in sums.items()}, self.ranks.world)
-                    record = {"step": self.step, "time": round(self.elapsed, 3)}
-                    record.update({k: round(float(v), 6) for k, v in means.items()})
-                    if main:
-                        self._append_metrics(record)
-                    self.check_finite()
-                    bar.set_postfix({label: f"{record[key]:.3f}"
-                                     for key, label in PROGRESS_NAMES.items() if key in record})
-                    sums, counts = {}, {}
-                if self.step % log.sample_every == 0 and main:
-                    with self._untouched():
-                        self.pictures.snapshot(self.step)
-                if log.eval_every and self.step % log.eval_every == 0:
-                    self.elapsed = time.perf_counter() - started
-                    with self._untouched():
-                        self.evaluate()
-                if self.step % log.checkpoint_every == 0:
-                    self.elapsed = time.perf_counter() - started
-                    self.save()
-        except KeyboardInterrupt:
-            # Keep what was learned; the last step's update is complete at this point.
-            self.elapsed = time.perf_counter() - started
-            self.save()
-            raise
+            with self._stop_after_step_on_interrupt():
+                self._run_steps(bar, started)
         finally:
             bar.close()
         self.elapsed = time.perf_counter() - started
@@ -354,13 +323,87 @@ class Trainer:
         if not main:
             return self.run_dir
         if self.step % log.sample_every != 0:
-            self.pictures.snapshot(self.step)
+            with self._untouched():  # the saved players stay the ones in memory
+                self.pictures.snapshot(self.step)
         figures = self.pictures.finish(self.step)
         if self.events is not None:
             self.events.close()
         write_report(self.run_dir, config, self.objective, self.data, self.elapsed,
                      self.step, figures, processes=self.ranks.world, precision=self.precision)
         return self.run_dir
+
+    def _run_steps(self, bar, started: float) -> None:
+        """The steps from self.step to train.steps, with their logs, pictures, evaluations and
+        checkpoints; after a Ctrl-C, the step in progress is finished and saved, then
+        KeyboardInterrupt is raised."""
+        config, log, main = self.config, self.config.log, self.ranks.main
+        sums, counts = self.log_window
+        while self.step < config.train.steps:
+            log_now = (self.step + 1) % log.every == 0 or self.step + 1 == config.train.steps
+            stats = self.train_step(want_grad_norm=log_now)
+            self.step += 1
+            for name, value in stats.items():
+                sums[name] = sums.get(name, 0.0) + value.float()
+                counts[name] = counts.get(name, 0) + 1
+            bar.update(1)
+            if log_now:
+                self.elapsed = time.perf_counter() - started
+                means = distributed.mean_over_ranks(
+                    {k: float(v) / counts[k] for k, v in sums.items()}, self.ranks.world)
+                record = {"step": self.step, "time": round(self.elapsed, 3)}
+                record.update({k: round(float(v), 6) for k, v in means.items()})
+                if main:
+                    self._append_metrics(record)
+                self.check_finite()
+                bar.set_postfix({label: f"{record[key]:.3f}"
+                                 for key, label in PROGRESS_NAMES.items() if key in record})
+                sums.clear()
+                counts.clear()
+            if self.step % log.sample_every == 0 and main:
+                with self._untouched():
+                    self.pictures.snapshot(self.step)
+            if log.eval_every and self.step % log.eval_every == 0:
+                self.elapsed = time.perf_counter() - started
+                with self._untouched():
+                    self.evaluate()
+            if self.step % log.checkpoint_every == 0 or self.interrupted:
+                self.elapsed = time.perf_counter() - started
+                self.save()
+            if self.interrupted:
+                raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def _stop_after_step_on_interrupt(self):
+        """Within the block, a first Ctrl-C sets `interrupted`, so that the loop finishes the
+        step in progress and saves it; a second one stops at once, with no save.
+
+        A KeyboardInterrupt raised in the middle of a step would leave some of its updates
+        made and its random streams moved on: saved as the last whole step, that checkpoint
+        would resume into another run. Python sees signals in the main thread only; elsewhere
+        a Ctrl-C cannot reach the loop. Distributed ranks could see the Ctrl-C in different
+        steps and wait for each other's collectives: there it stops at once, with no save."""
+        import signal
+        import threading
+
+        self.interrupted = False
+        if (threading.current_thread() is not threading.main_thread()
+                or self.ranks.world > 1):
+            yield
+            return
+
+        def finish_the_step(signum, frame):
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+            tqdm.write(f"gankit: interrupted; saving step {self.step + 1} when it is done "
+                       "(Ctrl-C again stops at once, keeping the last checkpoint)",
+                       file=sys.stderr)
+
+        previous = signal.signal(signal.SIGINT, finish_the_step)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     @contextlib.contextmanager
     def _untouched(self):
@@ -468,7 +511,11 @@ class Trainer:
             "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
             "rng": {"data": self.data_rng.get_state(), "latent": self.latent_rng.get_state(),
                     "penalty": self.penalty_rng.get_state(), "torch": torch.get_rng_state()},
+            "log_window": {"sums": {k: float(v) for k, v in self.log_window[0].items()},
+                           "counts": dict(self.log_window[1])},
         }
+        if self.device.type == "cuda":  # dropout and noise layers on a GPU draw from it
+            state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
         path = save_checkpoint(self.run_dir, self.step, weights, state,
                                keep=self.config.log.keep_checkpoints)
         self.saved_step = self.step
@@ -510,6 +557,10 @@ class Trainer:
         self.latent_rng.set_state(rng["latent"].cpu())
         self.penalty_rng.set_state(rng["penalty"].cpu())
         torch.set_rng_state(rng["torch"].cpu())
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
+        window = state.get("log_window", {"sums": {}, "counts": {}})
+        self.log_window = (dict(window["sums"]), dict(window["counts"]))
         if not self.ranks.main:
             # A checkpoint holds rank 0's streams; the others start fresh ones of their own,
             # so a resumed distributed run matches an uninterrupted one in law, not bit for bit.
