@@ -300,3 +300,36 @@ def test_study_compares_the_gan_with_the_labels_only_baseline(tmp_path):
         assert 0 <= results[name]["test_error"] <= 1
     assert (out / "test_error.png").is_file() and (out / "gan" / "report.md").is_file()
     assert "labels only" in (out / "report.md").read_text()
+
+
+def test_the_baseline_starts_from_the_gans_d_and_follows_its_learning_rates(tmp_path,
+                                                                             monkeypatch):
+    # It kept Adam's rate constant while the GAN's fell to 0 over the last third, and
+    # initialised its weight norm on another batch than the GAN's D did.
+    from gankit.nets.semisupervised import NoisyClassifier
+    from gankit.studies.semisupervised import train_supervised_baseline
+
+    config = tiny_config("mnist-semisupervised", **{**TINY_SEMI, "train.lr_decay_from": 0.5,
+                                                     "log.eval_every": 0})
+    initialised, rates = [], []
+    real_initialize = NoisyClassifier.initialize
+
+    def initialize(self, images):
+        real_initialize(self, images)
+        initialised.append({k: v.clone() for k, v in self.state_dict().items()})
+
+    monkeypatch.setattr(NoisyClassifier, "initialize", initialize)
+    trainer = Trainer(config, tmp_path / "run", build_dataset(config.data))
+    for _ in range(config.train.steps):
+        trainer.train_step()
+        trainer.step += 1
+        rates.append(trainer.optimizers["discriminator"].param_groups[0]["lr"])
+    baseline_rates = []
+    real_zero_grad = torch.optim.Optimizer.zero_grad  # called once a step, after the rate is set
+    monkeypatch.setattr(torch.optim.Optimizer, "zero_grad", lambda self, *a, **k: (
+        baseline_rates.append(self.param_groups[0]["lr"]), real_zero_grad(self, *a, **k))[1])
+    train_supervised_baseline(config, progress=False)
+    gan, baseline = initialised
+    assert gan.keys() == baseline.keys()
+    assert all(torch.equal(gan[key], baseline[key]) for key in gan)
+    assert baseline_rates == rates and rates[-1] < rates[0]

@@ -27,6 +27,8 @@ from gankit.config import RunConfig, load_config
 from gankit.data import build_dataset
 from gankit.data.images import to_float
 from gankit.objectives.semisupervised import build_semi_supervised, labelled_indices
+from gankit.train.loop import learning_rate_factor
+from gankit.train.optimizers import make_optimizer
 
 DESCRIPTION = ("Semi-supervised MNIST from 100 labels: the feature-matching GAN's D against the "
                "same net trained on the 100 labels alone")
@@ -39,8 +41,9 @@ def train_supervised_baseline(config: RunConfig, data_root: str | Path | None = 
                               progress: bool = True) -> list[dict[str, float]]:
     """Train the semi-supervised run's classifier on its labelled subset alone.
 
-    Same net, data-dependent initialisation, labelled subset, batch size, Adam settings and
-    step count as the GAN run of `config`; only the unlabelled and generated batches are gone.
+    Same net, data-dependent initialisation (on the GAN's first unlabelled batch), labelled
+    subset, batch size, optimizer, learning-rate schedule and step count as the GAN run of
+    `config`; only the unlabelled and generated batches are gone.
 
     Args:
         config: a semi-supervised run config (e.g. the mnist-semisupervised preset).
@@ -63,14 +66,22 @@ def train_supervised_baseline(config: RunConfig, data_root: str | Path | None = 
     rng = torch.Generator().manual_seed(config.seed)
     subset = labelled_indices(data.labels, config.data.labelled_per_class,
                               config.model.num_classes, config.seed)
-    classifier.initialize(data.sample(train.batch_size, rng))
+    # The GAN's first real batch, drawn as the loop draws it: its unlabelled images initialise
+    # D's weight norm, so they initialise this net too.
+    objective.discriminator.initialize(
+        objective.real_batch(data, train.batch_size, torch.Generator().manual_seed(config.seed))[2])
     params = [p for p in classifier.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=train.d_lr, betas=tuple(train.betas))
+    optimizer = make_optimizer(params, train.optimizer, train.d_lr, train.momentum, train.betas,
+                               train.fused_optimizer)
     every = config.log.eval_every or train.steps
     records = []
     started = time.perf_counter()
     for step in tqdm(range(1, train.steps + 1), disable=not progress, desc="baseline",
                      dynamic_ncols=True):
+        factor = learning_rate_factor(train, step - 1)  # the loop's schedule for D
+        if factor is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = train.d_lr * factor
         chosen = subset[torch.randint(len(subset), (train.batch_size,), generator=rng)]
         loss = F.cross_entropy(classifier(to_float(data.images[chosen])), data.labels[chosen])
         optimizer.zero_grad(set_to_none=True)

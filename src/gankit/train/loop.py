@@ -273,13 +273,11 @@ class Trainer:
         return grad_norm
 
     def _decay_learning_rates(self) -> None:
-        """train.lr_decay_from < 1: from that fraction of the steps on, both learning rates
-        fall linearly to 0 at the last step (a function of the step, so resumes agree)."""
+        """Both learning rates times `learning_rate_factor` once the decay has begun."""
         train = self.config.train
-        start = train.lr_decay_from * train.steps
-        if train.lr_decay_from >= 1 or self.step < start:
+        factor = learning_rate_factor(train, self.step)
+        if factor is None:
             return
-        factor = max(0.0, (train.steps - self.step) / max(train.steps - start, 1.0))
         base = {"generator": train.g_lr, "discriminator": train.d_lr}
         for name, optimizer in self.optimizers.items():
             for group in optimizer.param_groups:
@@ -567,6 +565,16 @@ class Trainer:
             self._seed_streams(self.config.seed + 7919 * self.step)
         elif used.parent.resolve() == (self.run_dir / "checkpoints").resolve():
             set_aside_after(used)
+
+
+def learning_rate_factor(train, step: int) -> float | None:
+    """train.lr_decay_from < 1: from that fraction of the steps on, the factor on both learning
+    rates for the step after `step` done, falling linearly to 0 at the last step (a function of
+    the step, so resumes agree); None before the decay begins (the rates stay as set)."""
+    start = train.lr_decay_from * train.steps
+    if train.lr_decay_from >= 1 or step < start:
+        return None
+    return max(0.0, (train.steps - step) / max(train.steps - start, 1.0))
 
 
 def load_weights(net: nn.Module, weights: dict, name: str, checkpoint: Path) -> None:
