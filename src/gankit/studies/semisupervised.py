@@ -4,7 +4,7 @@ Two classifiers of the same architecture, initialisation and optimizer see the s
 labelled training images (10 a class, chosen with the run seed):
 
 - **gan**: the `mnist-semisupervised` preset, the discriminator of a feature-matching GAN that
-  also sees the other 59,900 training images without their labels;
+  also sees all 60,000 training images without their labels;
 - **baseline**: the same net trained with the cross-entropy of the 100 labels alone, for the
   same number of steps and batch size.
 
