@@ -3,17 +3,20 @@
     python benchmarks/throughput.py                      # mnist-dcgan, dcgan-64, fashion-resnet
     python benchmarks/throughput.py --cases dcgan-64 --levers train.compile=true
 
-Both steps run in this process, interleaved (a block of gankit steps, then a block of plain
-steps, repeated), so that a busy machine slows both alike. The plain step is written the way
-pytorch/examples' dcgan writes it (torch's nn.Conv2d and nn.ConvTranspose2d layers): a D update
-on real then on G(z).detach(), a G update on the same G(z), Adam with torch's default
-(per-tensor) implementation, contiguous NCHW tensors, fp32 eager. It gets the same in-memory
-batches as gankit, so the comparison is of the step, not of data loading. Building gankit's
-trainer sets glibc to keep freed memory (gankit.train.allocator) for the whole process, so the
-plain step has that setting too. The table gives img/s, the speed-up, the FLOPs of one step
-(torch.utils.flop_counter) and the share of the fp32 and bf16 matmul peaks measured here, for
-the plain step too: a plain step near the fp32 peak leaves gankit at most the ratio of the two
-peaks (without AMX, bf16's is about twice fp32's) and what it saves in FLOPs.
+Both steps run in this process, interleaved (a block of gankit steps and a block of plain
+steps, in turn first, repeated), so that a busy machine slows both alike. The plain step is
+written the way pytorch/examples' dcgan writes it (torch's nn.Conv2d and nn.ConvTranspose2d
+layers): a D update on real then on G(z).detach(), a G update on the same G(z), Adam with
+torch's default (per-tensor) implementation, contiguous NCHW tensors, fp32 eager. It gets the
+same in-memory batches as gankit, so the comparison is of the step, not of data loading. The
+plain step also does what that code does and gankit does not: G's update computes D's weight
+gradients too and discards them (gankit freezes D there), 4-7% of the plain step here. Building
+gankit's trainer sets glibc to keep freed memory (gankit.train.allocator) for the whole
+process, so the plain step has that setting too. The table gives img/s, the speed-up, the FLOPs
+of one step of each (torch.utils.flop_counter) and the share of the fp32 and bf16 matmul peaks,
+measured here, that each step's own FLOPs reach: a plain step near the fp32 peak leaves gankit
+at most the ratio of the two peaks (without AMX, bf16's is about twice fp32's) and what it
+saves in FLOPs.
 Writes the table as JSON (default runs/bench/throughput.json).
 """
 
@@ -132,9 +135,10 @@ class PlainStep:
         objective = build_objective(trainer.config, tuple(trainer.data.shape))
         self.netG = as_reference(objective.generator)
         self.netD = as_reference(objective.discriminator)
-        lr, betas = trainer.config.train.g_lr, tuple(trainer.config.train.betas)
-        self.optG = torch.optim.Adam(self.netG.parameters(), lr=lr, betas=betas)
-        self.optD = torch.optim.Adam(self.netD.parameters(), lr=lr, betas=betas)
+        train = trainer.config.train
+        betas = tuple(train.betas)
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=train.g_lr, betas=betas)
+        self.optD = torch.optim.Adam(self.netD.parameters(), lr=train.d_lr, betas=betas)
         self.data, self.latent_dim = trainer.data, objective.latent_dim
         self.batch = trainer.config.train.batch_size
         self.rng = torch.Generator().manual_seed(1)
@@ -171,27 +175,35 @@ def measure(name: str, levers: list[str], data_root, batch_size: int, threads: i
     torch._dynamo.reset()
     trainer, config = build_case(name, levers, data_root, batch_size, threads)
     plain = PlainStep(trainer)
-    with FlopCounterMode(display=False) as counter:
-        plain()
-    flops = counter.get_total_flops()
     ours = trainer.train_step
     timed(ours, 3)  # warm-up (and torch.compile's compile, when turned on)
     timed(plain, 3)
+    # Each step's own FLOPs: gankit's does less (no D weight gradients in G's update, no
+    # products on a 1x1 input's padding), so the plain step's count would flatter its rates.
+    flops = {}
+    for name, step in (("plain", plain), ("gankit", ours)):
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops[name] = counter.get_total_flops()
     ours_times, plain_times = [], []
-    for _ in range(rounds):
-        ours_times.append(timed(ours, steps))
-        plain_times.append(timed(plain, steps))
+    for index in range(rounds):
+        # Alternate which step a round times first, so that neither always runs warm.
+        pair = [(ours_times, ours), (plain_times, plain)]
+        for times, step in pair if index % 2 == 0 else pair[::-1]:
+            times.append(timed(step, steps))
     ours_s, plain_s = statistics.median(ours_times), statistics.median(plain_times)
     return {
         "case": name, "image": list(trainer.data.shape), "batch": batch_size,
         "width": config.model.width, "levers": levers, "precision": trainer.precision,
         "plain_img_s": round(batch_size / plain_s, 1),
         "gankit_img_s": round(batch_size / ours_s, 1),
-        "speedup": round(plain_s / ours_s, 2), "gflop_per_step": round(flops / 1e9, 2),
-        "gankit_gflop_s": round(flops / ours_s / 1e9, 1),
-        "plain_fp32_peak_share": round(flops / plain_s / 1e9 / peaks["fp32"], 3),
-        "fp32_peak_share": round(flops / ours_s / 1e9 / peaks["fp32"], 3),
-        "bf16_peak_share": round(flops / ours_s / 1e9 / peaks["bf16"], 3),
+        "speedup": round(plain_s / ours_s, 2),
+        "gflop_per_step": round(flops["plain"] / 1e9, 2),
+        "gankit_gflop_per_step": round(flops["gankit"] / 1e9, 2),
+        "gankit_gflop_s": round(flops["gankit"] / ours_s / 1e9, 1),
+        "plain_fp32_peak_share": round(flops["plain"] / plain_s / 1e9 / peaks["fp32"], 3),
+        "fp32_peak_share": round(flops["gankit"] / ours_s / 1e9 / peaks["fp32"], 3),
+        "bf16_peak_share": round(flops["gankit"] / ours_s / 1e9 / peaks["bf16"], 3),
     }
 
 
@@ -226,8 +238,8 @@ def main() -> None:
     except GankitError as error:  # a missing dataset, a bad lever
         parser.error(str(error))
     keys = ["case", "width", "precision", "plain_img_s", "gankit_img_s", "speedup",
-            "gflop_per_step", "gankit_gflop_s", "plain_fp32_peak_share", "fp32_peak_share",
-            "bf16_peak_share"]
+            "gflop_per_step", "gankit_gflop_per_step", "gankit_gflop_s", "plain_fp32_peak_share",
+            "fp32_peak_share", "bf16_peak_share"]
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, "
           f"batch {args.batch_size}; matmul peak fp32 {peaks['fp32']:.1f} GFLOP/s, "
           f"bf16 {peaks['bf16']:.2f} GFLOP/s; gankit levers: {' '.join(args.levers)}")

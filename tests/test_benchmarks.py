@@ -391,3 +391,21 @@ def test_the_plain_step_computes_the_reference_layers():
     assert not any(isinstance(m, StridedConvTranspose2d) for m in generator.modules())
     assert all(type(m) is nn.ConvTranspose2d for m in generator.modules()
                if isinstance(m, nn.ConvTranspose2d))
+
+
+@pytest.mark.skipif(not (gankit.data.resolve_data_root() / "MNIST" / "raw").is_dir(),
+                    reason="MNIST not found under the data root")
+def test_throughput_rates_use_each_steps_own_flops(monkeypatch):
+    # gankit's GFLOP/s and peak shares were its time over the plain step's FLOPs, which count
+    # the D weight gradients gankit's G update does not compute.
+    throughput = load_benchmark("throughput.py")
+    peaks = {"fp32": 100.0, "bf16": 200.0}
+    row = throughput.measure("mnist-dcgan", throughput.DEFAULT_LEVERS, None, 8, 1, 2, 1, peaks)
+    assert 0 < row["gankit_gflop_per_step"] < row["gflop_per_step"]
+    ours_s = row["batch"] / row["gankit_img_s"]
+    assert row["bf16_peak_share"] == pytest.approx(
+        row["gankit_gflop_per_step"] / ours_s / peaks["bf16"], rel=0.02)
+    trainer, _ = throughput.build_case("mnist-dcgan", [], None, 8, 1)
+    plain = throughput.PlainStep(trainer)  # the reference's Adam takes each player's own rate
+    assert plain.optD.param_groups[0]["lr"] == trainer.config.train.d_lr
+    assert plain.optG.param_groups[0]["lr"] == trainer.config.train.g_lr
