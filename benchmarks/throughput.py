@@ -181,10 +181,10 @@ def measure(name: str, levers: list[str], data_root, batch_size: int, threads: i
     # Each step's own FLOPs: gankit's does less (no D weight gradients in G's update, no
     # products on a 1x1 input's padding), so the plain step's count would flatter its rates.
     flops = {}
-    for name, step in (("plain", plain), ("gankit", ours)):
+    for side, step in (("plain", plain), ("gankit", ours)):
         with FlopCounterMode(display=False) as counter:
             step()
-        flops[name] = counter.get_total_flops()
+        flops[side] = counter.get_total_flops()
     ours_times, plain_times = [], []
     for index in range(rounds):
         # Alternate which step a round times first, so that neither always runs warm.

@@ -401,6 +401,7 @@ def test_throughput_rates_use_each_steps_own_flops(monkeypatch):
     throughput = load_benchmark("throughput.py")
     peaks = {"fp32": 100.0, "bf16": 200.0}
     row = throughput.measure("mnist-dcgan", throughput.DEFAULT_LEVERS, None, 8, 1, 2, 1, peaks)
+    assert row["case"] == "mnist-dcgan"
     assert 0 < row["gankit_gflop_per_step"] < row["gflop_per_step"]
     ours_s = row["batch"] / row["gankit_img_s"]
     assert row["bf16_peak_share"] == pytest.approx(
