@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from torch import nn
 
 from gankit.config import ModelConfig
@@ -10,6 +13,18 @@ from gankit.nets.gaussian import GaussianGenerator
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 from gankit.nets.packed import PackedDiscriminator
 from gankit.nets.resnet import ResNetDiscriminator, ResNetGenerator
+
+
+@contextlib.contextmanager
+def eval_mode(net: nn.Module) -> Iterator[nn.Module]:
+    """`net` in eval mode within the block (dropout and noise layers off, batch norm on its
+    running statistics), then back in the mode it was in."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)
 
 
 def build_generator(model: ModelConfig, sample_shape: tuple[int, ...]) -> nn.Module:

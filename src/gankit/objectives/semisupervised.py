@@ -23,6 +23,7 @@ from torch import nn
 from gankit.config import DataConfig
 from gankit.data.images import to_float
 from gankit.errors import GankitError
+from gankit.nets import eval_mode
 from gankit.objectives.base import Objective, PhaseResult, check_label_range
 
 EVAL_BATCH = 1000  # test images per forward pass when measuring the test error
@@ -117,17 +118,13 @@ def classification_error(classifier: nn.Module, images: torch.Tensor, labels: to
     Returns:
         The error rate in [0, 1].
     """
-    was_training = classifier.training
-    classifier.eval()
     device = next(classifier.parameters()).device
     wrong = 0
-    try:
+    with eval_mode(classifier):
         for start in range(0, len(images), batch_size):
             batch = to_float(images[start:start + batch_size]).to(device)
             predicted = classifier(batch).argmax(1).cpu()
             wrong += int((predicted != labels[start:start + batch_size]).sum())
-    finally:
-        classifier.train(was_training)
     return wrong / len(images)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from gankit.eval.divergences import known_density
+from gankit.nets import eval_mode
 from gankit.objectives import Objective
 from gankit.viz.grid import save_image_grid
 from gankit.viz.toy import plot_1d_frame, plot_2d_frame, save_gif
@@ -75,14 +76,9 @@ class RunPictures:
         """D(x) at each point, with D in eval mode: the curve shows the function D computes,
         not one draw of its dropout masks (which made a D with dropout look jagged)."""
         points = torch.as_tensor(points, dtype=torch.float32, device=self.objective.device)
-        discriminator = self.objective.discriminator
-        was_training = discriminator.training
-        discriminator.eval()
-        try:
+        with eval_mode(self.objective.discriminator) as discriminator:
             # A packed D judges packs, not points: its verdict on packs of one repeated point.
             logits = getattr(discriminator, "pointwise", discriminator)(points)
-        finally:
-            discriminator.train(was_training)
         return torch.sigmoid(logits).float().cpu().numpy()
 
     def _frame_1d(self, path: Path, fake: np.ndarray, step: int) -> Path:
