@@ -68,8 +68,8 @@ def train_supervised_baseline(config: RunConfig, data_root: str | Path | None = 
                               config.model.num_classes, config.seed)
     # The GAN's first real batch, drawn as the loop draws it: its unlabelled images initialise
     # D's weight norm, so they initialise this net too.
-    objective.discriminator.initialize(
-        objective.real_batch(data, train.batch_size, torch.Generator().manual_seed(config.seed))[2])
+    first = objective.real_batch(data, train.batch_size, torch.Generator().manual_seed(config.seed))
+    classifier.initialize(first[2])
     params = [p for p in classifier.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, train.optimizer, train.d_lr, train.momentum, train.betas,
                                train.fused_optimizer)
