@@ -203,7 +203,9 @@ def measure(name: str, levers: list[str], data_root, batch_size: int, threads: i
         "gankit_gflop_s": round(flops["gankit"] / ours_s / 1e9, 1),
         "plain_fp32_peak_share": round(flops["plain"] / plain_s / 1e9 / peaks["fp32"], 3),
         "fp32_peak_share": round(flops["gankit"] / ours_s / 1e9 / peaks["fp32"], 3),
-        "bf16_peak_share": round(flops["gankit"] / ours_s / 1e9 / peaks["bf16"], 3),
+        # A share of the bf16 peak says something only of a step that computed in bf16.
+        "bf16_peak_share": (round(flops["gankit"] / ours_s / 1e9 / peaks["bf16"], 3)
+                            if trainer.precision == "bf16" else None),
     }
 
 
@@ -246,7 +248,8 @@ def main() -> None:
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
     for row in rows:
-        print("| " + " | ".join(str(row[key]) for key in keys) + " |")
+        print("| " + " | ".join("-" if row[key] is None else str(row[key]) for key in keys)
+              + " |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
