@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
 _PADDING = 2  # pixels of white between tiles
 
@@ -54,6 +53,10 @@ def image_grid(
 
     if nrow is None:
         nrow = math.ceil(math.sqrt(batch.shape[0]))
+    # Imported here: torchvision's import brings torch._dynamo with it, about 2 s of every
+    # gankit command's start on a 2-core machine, even of those that draw no grid.
+    from torchvision.utils import make_grid
+
     grid = make_grid(batch, nrow=nrow, padding=_PADDING, pad_value=1.0)
     # make_grid always returns 3 channels; grey input stays grey so the PNG is mode "L".
     grid = grid[:channels]
