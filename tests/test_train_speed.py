@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
 from conftest import tiny_config
 from gankit.data import build_dataset
+from gankit.errors import GankitWarning
 from gankit.train.loop import Trainer
 
 DCGAN = {"model.arch": "dcgan", "model.width": 8, "data.name": "mnist", "train.batch_size": 8}
@@ -278,6 +281,22 @@ def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(tmp_path, monkeyp
     assert out.dtype == (torch.bfloat16 if native else torch.float32)
     run = trainer.fit()
     assert f"| precision | {expected} (train.precision=auto) |" in (run / "report.md").read_text()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_asked_for_on_a_cpu_that_emulates_it_is_warned(monkeypatch, native):
+    from gankit.device import resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert resolve_precision("bf16", torch.device("cpu")) == "bf16"  # still what was asked
+        assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    messages = [str(w.message) for w in caught if issubclass(w.category, GankitWarning)]
+    assert messages == ([] if native else [
+        "train.precision=bf16 on a CPU without bf16 units (AVX-512 BF16 or AMX): oneDNN "
+        "emulates it, 12-20x slower than fp32; train.precision=auto picks fp32 here"])
 
 
 def test_freed_memory_stays_in_the_process(tmp_path):

@@ -6,9 +6,11 @@ the evaluation do so without depending on the training loop.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
-from gankit.errors import GankitError
+from gankit.errors import GankitError, GankitWarning
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -36,4 +38,10 @@ def resolve_precision(name: str, device: torch.device) -> str:
     natively and fp32 elsewhere."""
     if name == "auto":
         return "bf16" if native_bf16(device) else "fp32"
+    if name == "bf16" and device.type == "cpu" and not native_bf16(device):
+        # Allowed (bf16's numbers can be studied anywhere), but not silently many times slower.
+        warnings.warn(GankitWarning(
+            "train.precision=bf16 on a CPU without bf16 units (AVX-512 BF16 or AMX): oneDNN "
+            "emulates it, 12-20x slower than fp32; train.precision=auto picks fp32 here"),
+            stacklevel=2)
     return name
