@@ -11,7 +11,9 @@ the optimizers, the schedule, the logs, the pictures and the checkpoints of one 
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -380,9 +382,6 @@ class Trainer:
         would resume into another run. Python sees signals in the main thread only; elsewhere
         a Ctrl-C cannot reach the loop. Distributed ranks could see the Ctrl-C in different
         steps and wait for each other's collectives: there it stops at once, with no save."""
-        import signal
-        import threading
-
         self.interrupted = False
         if (threading.current_thread() is not threading.main_thread()
                 or self.ranks.world > 1):
